@@ -1,0 +1,28 @@
+-- dungeon-forest: waves of goblins on a timer, a lever that opens the east
+-- gate once two waves have come. Durable state lives in `state` only; the
+-- wave timer names a global function so that snapshots can restore it.
+
+function on_init(ctx)
+	state.set("wave", 0)
+	timer.every(5000, "spawn_wave")
+end
+
+function spawn_wave()
+	local w = state.incr("wave")
+	ui.broadcast("Wave " .. w .. " incoming")
+	for i = 1, 5 do
+		ecs.spawn("goblin", { pos = { x = 5 * i, y = 0, z = 10 } })
+	end
+	if w == 3 then
+		ecs.spawn("ogre", { pos = { x = 20, z = 20 } })
+	end
+end
+
+-- Handlers are registered at the top level: they are re-registered on every load.
+ev.on("OnLeverSwitch", function(ctx)
+	if (state.get("wave") or 0) >= 2 then
+		ecs.openGate("east")
+	else
+		ui.tip(ctx.player, "Defeat more waves to open the gate.")
+	end
+end)

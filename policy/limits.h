@@ -1,0 +1,127 @@
+/*
+ * limits — every default numeric limit of moonpen, in one place (all
+ * processes). A security reviewer reads this file with policy/seccomp.allow.
+ *
+ * Values are plain integer constants so that they can be used in printf with
+ * %d / %u and in static initializers. Sizes are bytes, times milliseconds
+ * unless the name says otherwise. Operators may override some of them
+ * (supervisor/config.c says which, with bounds); the rest are fixed by design.
+ */
+#ifndef MOONPEN_POLICY_LIMITS_H
+#define MOONPEN_POLICY_LIMITS_H
+
+/* ---- per-instance script budgets ------------------------------------------ */
+
+/* Lua heap cap per instance: the sandbox allocator refuses past it
+ * (memory_limit). Operator default, --memory-bytes. */
+#define MP_LUA_MEM_BYTES (16u << 20)
+
+/* Soft deadline per input: when it passes, a hook is armed that raises an
+ * uncatchable timeout error at the next Lua instruction. --deadline-ms. */
+#define MP_SOFT_DEADLINE_MS 50
+
+/* Hard deadline = soft deadline x this: the supervisor's watchdog SIGKILLs a
+ * worker still busy then (C code that runs without hooks). --hard-factor. */
+#define MP_HARD_DEADLINE_FACTOR 10
+
+/* Instruction budget per input; 0 means none (no count hook, full speed). */
+#define MP_INSTRUCTIONS 0
+
+/* Effects, log lines, Value nesting and ev.emit cascade depth per input
+ * (worker.proto Limits). */
+#define MP_MAX_EFFECTS 1024
+#define MP_MAX_LOGS 256
+#define MP_MAX_VALUE_DEPTH 32
+#define MP_MAX_EMIT_DEPTH 8
+
+/* ---- worker process rlimits (set by sup_spawn between fork and exec) -------- */
+
+/* Address space the worker needs besides the Lua heap: the executable and its
+ * libraries (about 10 MiB mapped), NNG's threads (one stack reservation each,
+ * sized from RLIMIT_STACK below), glibc malloc arenas (a thread that allocates
+ * may reserve a 64 MiB arena: the worker should set M_ARENA_MAX), the Init
+ * message (pack + snapshot, see MP_WORKER_MSG_MAX_BYTES) decoded once, and
+ * fragmentation. Measured: an NNG pair1 + Lua worker on 2 CPUs peaks at about
+ * 90 MiB of address space; 256 MiB leaves room for more CPUs and arenas.
+ * RLIMIT_AS = instance Lua cap + this. */
+#define MP_WORKER_AS_MARGIN_BYTES (256ull << 20)
+
+/* Stack limit: the main thread's stack and, through glibc, the default stack
+ * reservation of every thread (NNG's taskq threads count against RLIMIT_AS). */
+#define MP_WORKER_STACK_BYTES (8ull << 20)
+
+/* RLIMIT_CPU backstop, in CPU seconds over the worker's whole life (soft and
+ * hard): only matters if the watchdog itself is wedged. Past it the kernel
+ * sends SIGKILL; the instance is restored in a fresh worker. */
+#define MP_WORKER_CPU_SECONDS 3600
+
+/* Descriptors: 0, 1, 2, NNG's epoll fd and its wakeup eventfds, the one ipc
+ * socket, with room to spare. The worker opens nothing after confinement. */
+#define MP_WORKER_NOFILE 32
+
+/* RLIMIT_FSIZE, RLIMIT_CORE and RLIMIT_MEMLOCK are 0: a worker writes no file,
+ * dumps no core (it holds an instance's state), locks no memory. */
+#define MP_WORKER_FSIZE_BYTES 0
+#define MP_WORKER_CORE_BYTES 0
+#define MP_WORKER_MEMLOCK_BYTES 0
+
+/* A worker that has not said Hello this long after the spawn is killed. */
+#define MP_SPAWN_TIMEOUT_MS 5000
+
+/* ---- transport and messages ---------------------------------------------- */
+
+/* Largest API request the supervisor answers (NNG_OPT_RECVMAXSZ on the API
+ * socket). --max-request-bytes, at most MP_TRANSPORT_MAX_BYTES. */
+#define MP_MAX_REQUEST_BYTES (1u << 20)
+
+/* Upper bound an operator may raise --max-request-bytes to. */
+#define MP_TRANSPORT_MAX_BYTES (64u << 20)
+
+/* Requests the API serves concurrently (NNG contexts). --api-contexts. */
+#define MP_API_CONTEXTS 64
+
+/* A built pack: at most this many files, this many bytes in all. */
+#define MP_PACK_MAX_FILES 1024
+#define MP_PACK_MAX_BYTES (8 << 20)
+
+/* A snapshot of one instance (canonical encoding of its state). */
+#define MP_SNAPSHOT_MAX_BYTES (16u << 20)
+
+/* Largest message the worker accepts from the supervisor: an Init carries the
+ * pack and the snapshot. */
+#define MP_WORKER_MSG_MAX_BYTES (MP_PACK_MAX_BYTES + MP_SNAPSHOT_MAX_BYTES + (1u << 20))
+
+/* Largest reply the supervisor accepts from a worker (a snapshot plus the
+ * result); anything bigger costs the worker its life. */
+#define MP_WORKER_REPLY_MAX_BYTES (MP_SNAPSHOT_MAX_BYTES + (1u << 20))
+
+
+/* ---- API requests and instances (checked by supervisor/api.c) ------------- */
+
+/* instance_id: 1..this bytes of [A-Za-z0-9._:-]. */
+#define MP_MAX_ID_BYTES 128
+/* Event names, function names, trace ids. */
+#define MP_MAX_NAME_BYTES 128
+/* Labels on a CreateInstance. */
+#define MP_MAX_LABELS 32
+/* Arguments of one Call. */
+#define MP_MAX_CALL_ARGS 64
+/* Ticks advanced by one Tick request (the soft deadline scales with it). */
+#define MP_MAX_TICKS_PER_REQUEST 100000
+/* Tick length bounds; the default when neither request nor manifest set it. */
+#define MP_MAX_TICK_MS 60000
+#define MP_DEFAULT_TICK_MS 50
+/* Ceilings a manifest cannot raise its own limits past. */
+#define MP_MAX_LUA_MEM_BYTES (1ull << 30)
+#define MP_MAX_DEADLINE_MS 10000
+/* The hard deadline is never below this: a scheduling hiccup of a loaded
+ * machine must not cost a healthy worker its life. */
+#define MP_HARD_DEADLINE_FLOOR_MS 1000
+/* Live instances per supervisor. */
+#define MP_MAX_INSTANCES 10000
+/* Fresh workers tried when restoring a dead instance, before quarantine. */
+#define MP_RESTORE_ATTEMPTS 2
+/* Stack of each instance thread in the supervisor. */
+#define MP_INST_THREAD_STACK (256u << 10)
+
+#endif

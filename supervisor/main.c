@@ -1,0 +1,111 @@
+/*
+ * moonpend — the moonpen supervisor. Runs as the service; trusts its
+ * configuration and its packs folder, nothing that arrives on a socket.
+ * It never runs script code: workers do.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "supervisor/api.h"
+#include "supervisor/inst.h"
+#include "supervisor/sup.h"
+
+static void fatal(const char *what, const char *why)
+{
+	log_error("%s: %s", what, why);
+	exit(1);
+}
+
+/* Blocks the stop signals in every thread; main waits for them with sigwait. */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a client or worker gone mid-write is an error, not a death */
+}
+
+static void make_run_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		fatal(dir, strerror(errno));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		fatal(dir, "not a folder");
+	if (chmod(dir, 0700) != 0) /* worker sockets live here: owner only */
+		fatal(dir, strerror(errno));
+}
+
+static void load_host_api(sup *s)
+{
+	FILE *f = fopen(s->cfg.host_api, "re");
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
+	    fseek(f, 0, SEEK_SET) != 0)
+		fatal(s->cfg.host_api, f ? "unreadable or over 1 MiB" : strerror(errno));
+	s->host_api = malloc((size_t)n + 1);
+	if (s->host_api == NULL || fread(s->host_api, 1, (size_t)n, f) != (size_t)n)
+		fatal(s->cfg.host_api, "read failed");
+	s->host_api[n] = '\0';
+	s->host_api_len = (size_t)n;
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	static sup s;
+	char err[1024];
+	sigset_t set;
+	int sig = 0, r;
+
+	/* 1. settings: defaults, --config file, flags */
+	r = sup_config_load(&s.cfg, argc, argv, err, sizeof err);
+	if (r != 0) {
+		if (r < 0)
+			fprintf(stderr, "moonpend: %s\n", err);
+		sup_config_usage(stderr);
+		return r < 0 ? 2 : 0;
+	}
+	log_init("sup", (enum log_level)s.cfg.log_level);
+	/* 2. signals: SIGTERM/SIGINT are waited for by main only */
+	block_signals(&set);
+	/* 3. runtime folder (0700) and state folder */
+	make_run_dir(s.cfg.run_dir);
+	if (mkdir(s.cfg.state_dir, 0700) != 0 && errno != EEXIST)
+		fatal(s.cfg.state_dir, strerror(errno));
+	/* 4. the operator's host API schema and the packs */
+	load_host_api(&s);
+	if (sup_packs_load(s.cfg.packs, &s.packs, err, sizeof err) < 0)
+		fatal("packs", err);
+	/* 5. instances, then the API (requests may arrive as soon as it listens) */
+	if (sup_insts_new(&s, &s.insts) < 0)
+		fatal("instances", "out of memory");
+	if (sup_api_start(&s, &s.api, err, sizeof err) < 0)
+		fatal("api", err);
+	log_info("moonpend serving on %s (%u packs, worker %s)", s.cfg.listen,
+		 sup_packs_count(s.packs), s.cfg.worker);
+	/* 6. serve until told to stop */
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		log_info("SIGHUP ignored (reload is not supported yet)");
+	/* 7. clean shutdown: refuse new work, stop instances and workers, close the API */
+	log_info("signal %d: shutting down", sig);
+	atomic_store(&s.stopping, 1);
+	sup_insts_shutdown(s.insts);
+	sup_api_stop(s.api);
+	sup_packs_free(s.packs);
+	free(s.host_api);
+	log_info("moonpend stopped");
+	return 0;
+}

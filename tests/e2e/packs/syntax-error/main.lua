@@ -1,0 +1,4 @@
+-- Test pack: does not compile.
+ev.on("x", function(p)
+  if p.a then
+end)

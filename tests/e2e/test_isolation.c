@@ -1,0 +1,187 @@
+/*
+ * End-to-end: runaway scripts are stopped by the soft deadline or, for C code
+ * that runs without hooks, by the supervisor's watchdog; the instance is
+ * restored by replay with its state intact; instances are served concurrently.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client/moonpen.h"
+#include "common/val_json.h"
+#include "tests/support/daemon.h"
+#include "tests/support/resp.h"
+
+static td D;
+static mp_client *C;
+
+static void up(void)
+{
+	cr_assert_eq(td_start(&D, "tests/e2e/packs", NULL), 0);
+	cr_assert_eq(mp_connect(D.url, &C), 0);
+}
+static void down(void)
+{
+	mp_disconnect(C);
+	cr_assert_eq(td_stop(&D, 0), 0, "moonpend did not stop cleanly (log %s)", D.log);
+}
+
+static void create_ok(const char *id, const char *pack)
+{
+	mp_create_opts o = {.instance_id = id, .pack_id = pack, .seed = 3};
+	mp_response *r = NULL;
+
+	cr_assert_eq(mp_create(C, &o, &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	mp_response_free(r);
+}
+
+static mp_response *call0(mp_client *c, const char *id, const char *fn)
+{
+	mp_response *r = NULL;
+
+	cr_assert_eq(mp_call(c, id, fn, NULL, 0, &r), 0);
+	return r;
+}
+
+static void add(const char *id, int n, char *hash_out)
+{
+	char json[64];
+	val_t *v = NULL;
+	mp_response *r = NULL;
+	char err[64];
+
+	snprintf(json, sizeof json, "{\"n\":%d}", n);
+	cr_assert_eq(vjson_parse(json, 8, &v, err, sizeof err), 0);
+	cr_assert_eq(mp_event(C, id, "add", v, &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	if (hash_out)
+		strcpy(hash_out, tr_hash(r));
+	mp_response_free(r);
+	val_free(v);
+}
+
+static int64_t total(const char *id)
+{
+	mp_response *r = call0(C, id, "total");
+	int64_t n;
+
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	cr_assert_eq(r->result->n_returns, 1);
+	n = r->result->returns[0]->int_value;
+	mp_response_free(r);
+	return n;
+}
+
+static Moonpen__V1__InstanceInfo *info(const char *id, mp_response **keep)
+{
+	cr_assert_eq(mp_info(C, id, keep), 0);
+	cr_assert_str_eq(tr_code(*keep), "ok");
+	return (*keep)->info;
+}
+
+Test(runaway, soft_deadline_uncatchable, .init = up, .fini = down)
+{
+	char h[80];
+	const char *fns[] = {"forever", "forever_pcall"};
+
+	create_ok("r", "runaway");
+	add("r", 5, h);
+	for (int i = 0; i < 2; i++) {
+		double t0 = td_now_ms();
+		mp_response *r = call0(C, "r", fns[i]);
+		cr_expect_str_eq(tr_code(r), "timeout", "%s: %s", fns[i], tr_msg(r));
+		cr_expect_lt(td_now_ms() - t0, 1000.0, "a 50 ms deadline took too long");
+		cr_expect_str_eq(tr_hash(r), h, "a failed input must not change the state");
+		mp_response_free(r);
+	}
+	cr_expect_eq(total("r"), 5);
+	{
+		mp_response *k;
+		cr_expect_eq(info("r", &k)->restarts, 0, "the soft deadline needs no restart");
+		mp_response_free(k);
+	}
+}
+
+Test(runaway, watchdog_kills_and_restores, .init = up, .fini = down)
+{
+	char before[80], after[80];
+	mp_response *r, *k;
+	pid_t old;
+
+	create_ok("r", "runaway");
+	create_ok("neighbour", "runaway");
+	add("r", 2, NULL);
+	add("r", 3, before);
+	add("neighbour", 7, NULL);
+	old = info("r", &k)->worker_pid;
+	mp_response_free(k);
+
+	r = call0(C, "r", "backtrack");
+	cr_expect_str_eq(tr_code(r), "timeout", "%s", tr_msg(r));
+	cr_expect(strstr(tr_msg(r), "hard deadline") != NULL, "%s", tr_msg(r));
+	mp_response_free(r);
+	cr_expect(!td_alive(old), "the runaway worker %d must be dead", (int)old);
+
+	Moonpen__V1__InstanceInfo *fo = info("r", &k);
+	cr_expect_eq(fo->restarts, 1);
+	cr_expect_neq(fo->worker_pid, old);
+	cr_expect_eq(fo->state, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING);
+	mp_response_free(k);
+
+	cr_expect_eq(total("r"), 5, "restored state = state before the failed input");
+	add("r", 1, after);
+	cr_expect_eq(total("r"), 6);
+	cr_expect_eq(total("neighbour"), 7, "the neighbour never noticed");
+	fo = info("neighbour", &k);
+	cr_expect_eq(fo->restarts, 0);
+	mp_response_free(k);
+	cr_expect_str_neq(after, before);
+}
+
+struct spin_arg {
+	const char *url;
+	double done_ms;
+	char code[32];
+};
+
+static void *spin_thread(void *p)
+{
+	struct spin_arg *a = p;
+	mp_client *c;
+	val_t *n = val_new_int(60000000);
+	const val_t *args[1] = {n};
+	mp_response *r = NULL;
+
+	if (mp_connect(a->url, &c) == 0 && mp_call(c, "slow", "spin", args, 1, &r) == 0)
+		snprintf(a->code, sizeof a->code, "%s", tr_code(r));
+	a->done_ms = td_now_ms();
+	mp_response_free(r);
+	mp_disconnect(c);
+	val_free(n);
+	return NULL;
+}
+
+Test(concurrency, instances_served_in_parallel, .init = up, .fini = down)
+{
+	struct spin_arg a = {.url = D.url};
+	pthread_t t;
+	double t0, ping_done;
+	mp_response *r;
+
+	create_ok("slow", "slow");
+	create_ok("fast", "slow");
+	t0 = td_now_ms();
+	cr_assert_eq(pthread_create(&t, NULL, spin_thread, &a), 0);
+	usleep(50000); /* let the spin start */
+	r = call0(C, "fast", "ping");
+	ping_done = td_now_ms();
+	cr_expect_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	mp_response_free(r);
+	pthread_join(t, NULL);
+	cr_expect_str_eq(a.code, "ok");
+	cr_expect_lt(ping_done, a.done_ms,
+		     "ping (%.0f ms) must not wait for the other instance's spin (%.0f ms)",
+		     ping_done - t0, a.done_ms - t0);
+}

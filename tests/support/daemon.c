@@ -1,0 +1,139 @@
+/*
+ * daemon — start and stop a real moonpend for end-to-end tests (runs in test
+ * processes; trusts the build tree).
+ */
+#include "tests/support/daemon.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *td_bin(const char *name)
+{
+	static char path[512];
+	const char *b = getenv("BUILD");
+
+	snprintf(path, sizeof path, "%s/bin/%s", b && *b ? b : "build", name);
+	return path;
+}
+
+double td_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int td_alive(pid_t pid)
+{
+	char path[64], buf[512];
+	FILE *f;
+	char *p;
+	int alive = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f == NULL)
+		return 0;
+	if (fgets(buf, sizeof buf, f) && (p = strrchr(buf, ')')) != NULL)
+		alive = p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+	fclose(f);
+	return alive;
+}
+
+int td_start(td *d, const char *packs_dir, const char *const *extra)
+{
+	char sock[400], packs[512];
+	const char *argv[40];
+	int n = 0, i;
+
+	memset(d, 0, sizeof *d);
+	snprintf(d->dir, sizeof d->dir, "/tmp/moonpen-test.XXXXXX");
+	if (mkdtemp(d->dir) == NULL)
+		return -1;
+	snprintf(d->run, sizeof d->run, "%s/run", d->dir);
+	snprintf(d->url, sizeof d->url, "ipc://%s/api.sock", d->run);
+	snprintf(d->log, sizeof d->log, "%s/moonpend.log", d->dir);
+	snprintf(packs, sizeof packs, "%s", packs_dir ? packs_dir : "examples/packs");
+	argv[n++] = td_bin("moonpend");
+	argv[n++] = "--listen";
+	argv[n++] = d->url;
+	argv[n++] = "--packs";
+	argv[n++] = packs;
+	argv[n++] = "--run-dir";
+	argv[n++] = d->run;
+	argv[n++] = "--state-dir";
+	argv[n++] = d->dir;
+	for (i = 0; extra && extra[i] && n < 38; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	d->pid = fork();
+	if (d->pid < 0)
+		return -1;
+	if (d->pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0)
+			dup2(fd, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	snprintf(sock, sizeof sock, "%s/api.sock", d->run);
+	for (i = 0; i < 400; i++) {
+		struct stat st;
+		if (stat(sock, &st) == 0)
+			return 0;
+		if (!td_alive(d->pid))
+			break;
+		usleep(10000);
+	}
+	fprintf(stderr, "moonpend did not start; log %s\n", d->log);
+	return -1;
+}
+
+static int run_dir_clean(const char *run)
+{
+	DIR *dir = opendir(run);
+	struct dirent *de;
+	int clean = 1;
+
+	if (dir == NULL)
+		return 1;
+	while ((de = readdir(dir)) != NULL)
+		if (strstr(de->d_name, ".sock")) {
+			fprintf(stderr, "left behind: %s/%s\n", run, de->d_name);
+			clean = 0;
+		}
+	closedir(dir);
+	return clean;
+}
+
+int td_stop(td *d, int keep)
+{
+	char cmd[600];
+	int status = 0, r;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, SIGTERM);
+	if (waitpid(d->pid, &status, 0) != d->pid)
+		return -1;
+	d->pid = 0;
+	r = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (r == 0 && !run_dir_clean(d->run))
+		r = -2;
+	if (!keep && r == 0) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+		if (system(cmd) != 0)
+			return -1;
+	}
+	return r;
+}

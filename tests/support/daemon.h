@@ -1,0 +1,37 @@
+/*
+ * daemon — test support: a real moonpend in a temporary folder (test
+ * processes only). Binaries come from $BUILD/bin (default build/bin).
+ */
+#ifndef MOONPEN_TEST_DAEMON_H
+#define MOONPEN_TEST_DAEMON_H
+
+#include <sys/types.h>
+
+typedef struct td {
+	char dir[256];  /* temporary folder, removed by td_stop */
+	char url[320];  /* ipc://<dir>/run/api.sock */
+	char run[300];  /* run folder */
+	char log[300];  /* moonpend's stderr */
+	pid_t pid;
+} td;
+
+/* Starts moonpend with --packs packs_dir (NULL: examples/packs) and extra
+ * flags (NULL-terminated, may be NULL), waits until its API socket exists.
+ * Returns 0, or -1 (the log says why). */
+int td_start(td *d, const char *packs_dir, const char *const *extra);
+
+/* SIGTERM, waits for the exit. Returns the exit status (0 expected); also
+ * fails (-2) when the run folder still holds a socket file afterwards. The
+ * temporary folder is removed unless keep is set. */
+int td_stop(td *d, int keep);
+
+/* Path of a built program: "$BUILD/bin/<name>". Static buffer. */
+const char *td_bin(const char *name);
+
+/* Nonzero while pid exists (and is not a zombie). */
+int td_alive(pid_t pid);
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+double td_now_ms(void);
+
+#endif

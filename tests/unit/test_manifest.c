@@ -1,0 +1,147 @@
+/*
+ * test_manifest — mf_parse accepts a full manifest and names every bad field.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "common/manifest.h"
+
+static const char full[] =
+	"{\"id\":\"dungeon-forest\",\"version\":\"1.3.2\",\"engine\":\"lua\","
+	"\"entry\":\"main.lua\",\"apis\":[\"ecs\",\"ui\",\"timer\"],"
+	"\"description\":\"waves\",\"tick_ms\":100,\"min_protocol\":2,"
+	"\"compat\":[\"1.x\"],\"player_field\":\"player\","
+	"\"limits\":{\"memory_mb\":8,\"deadline_ms\":20,\"instructions\":1000000},"
+	"\"triggers\":[{\"id\":\"boss\",\"event\":\"OnAreaEnter:*\","
+	"\"condition\":\"ctx.count >= 2\",\"action\":\"spawn_boss\",\"throttle_ms\":200},"
+	"{\"id\":\"gate\",\"event\":\"OnLever\",\"action\":\"ecs.openGate('n')\"}]}";
+
+Test(manifest, parses_every_field)
+{
+	mf_manifest *m = NULL;
+	char err[256];
+
+	cr_assert_eq(mf_parse(full, strlen(full), &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(m->id, "dungeon-forest");
+	cr_assert_str_eq(m->version, "1.3.2");
+	cr_assert_str_eq(m->engine, "lua");
+	cr_assert_str_eq(m->entry, "main.lua");
+	cr_assert_eq(m->n_apis, 3);
+	cr_assert_str_eq(m->apis[1], "ui");
+	cr_assert(mf_uses_api(m, "timer"));
+	cr_assert(!mf_uses_api(m, "music"));
+	cr_assert_eq(m->tick_ms, 100);
+	cr_assert_eq(m->min_protocol, 2);
+	cr_assert_str_eq(m->player_field, "player");
+	cr_assert_eq(m->mem_bytes, 8u << 20);
+	cr_assert_eq(m->deadline_ms, 20);
+	cr_assert_eq(m->instructions, 1000000);
+	cr_assert_eq(m->n_triggers, 2);
+	cr_assert_str_eq(m->triggers[0].id, "boss");
+	cr_assert_str_eq(m->triggers[0].event, "OnAreaEnter:*");
+	cr_assert_str_eq(m->triggers[0].condition, "ctx.count >= 2");
+	cr_assert_str_eq(m->triggers[0].action, "spawn_boss");
+	cr_assert_eq(m->triggers[0].throttle_ms, 200);
+	cr_assert_null(m->triggers[1].condition);
+	cr_assert_eq(m->triggers[1].throttle_ms, 0);
+	mf_free(m);
+}
+
+Test(manifest, minimal_defaults)
+{
+	const char *j = "{\"id\":\"a\",\"version\":\"0.0.1\",\"engine\":\"lua\","
+			"\"entry\":\"lib/x.lua\"}";
+	mf_manifest *m = NULL;
+	char err[256];
+
+	cr_assert_eq(mf_parse(j, strlen(j), &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m->n_apis, 0);
+	cr_assert_eq(m->n_triggers, 0);
+	cr_assert_eq(m->tick_ms, 0);
+	cr_assert_eq(m->mem_bytes, 0);
+	cr_assert_null(m->player_field);
+	mf_free(m);
+}
+
+struct bad_case {
+	const char *json;
+	const char *err;
+};
+
+#define HEAD "\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\""
+
+static const struct bad_case bad[] = {
+	{"[1]", "manifest: expected a JSON object"},
+	{"{\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
+	 "missing required field 'id'"},
+	{"{\"id\":\"a\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
+	 "missing required field 'version'"},
+	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"entry\":\"main.lua\"}",
+	 "missing required field 'engine'"},
+	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"lua\"}",
+	 "missing required field 'entry'"},
+	{"{\"id\":\"Bad Id\"," HEAD "}",
+	 "field 'id': expected [a-z0-9][a-z0-9._-]{0,63}, got \"Bad Id\""},
+	{"{\"id\":7," HEAD "}", "field 'id': expected a string"},
+	{"{\"id\":\"a\",\"version\":\"1.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
+	 "field 'version': expected MAJOR.MINOR.PATCH (digits only), got \"1.0\""},
+	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"js\",\"entry\":\"main.lua\"}",
+	 "field 'engine': only \"lua\" is supported, got \"js\""},
+	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"../x.lua\"}",
+	 "field 'entry': expected a relative path to a .lua file, got \"../x.lua\""},
+	{"{\"id\":\"a\"," HEAD ",\"apis\":\"ecs\"}", "field 'apis': expected an array of names"},
+	{"{\"id\":\"a\"," HEAD ",\"apis\":[\"ecs\",\"e-x\"]}",
+	 "field 'apis[2]': expected an identifier"},
+	{"{\"id\":\"a\"," HEAD ",\"apis\":[\"ecs\",\"ecs\"]}",
+	 "field 'apis[2]': 'ecs' is listed twice"},
+	{"{\"id\":\"a\"," HEAD ",\"colour\":1}", "unknown field 'colour'"},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"event\":\"E\",\"action\":\"f\"}]}",
+	 "missing required field 'triggers[1].id'"},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"action\":\"f\"}]}",
+	 "missing required field 'triggers[1].event'"},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"a*b\",\"action\":\"f\"}]}",
+	 "field 'triggers[1].event': expected an event name or a pattern ending in '*', got "
+	 "\"a*b\""},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\"}]}",
+	 "missing required field 'triggers[1].action'"},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\","
+	 "\"throttle_ms\":-1}]}",
+	 "field 'triggers[1].throttle_ms': -1 is out of range [0, 4294967295]"},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\"},"
+	 "{\"id\":\"t\",\"event\":\"F\",\"action\":\"g\"}]}",
+	 "field 'triggers[2].id': \"t\" is used twice"},
+	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\","
+	 "\"when\":1}]}",
+	 "unknown field 'triggers[1].when'"},
+	{"{\"id\":\"a\"," HEAD ",\"limits\":{\"memory_mb\":0}}",
+	 "field 'limits.memory_mb': 0 is out of range [1, 4096]"},
+	{"{\"id\":\"a\"," HEAD ",\"limits\":{\"cpu\":1}}", "unknown field 'limits.cpu'"},
+	{"{\"id\":\"a\"," HEAD ",\"tick_ms\":\"50\"}", "field 'tick_ms': expected an integer"},
+	{"{\"id\":\"a\",\"id\":\"b\"," HEAD "}", NULL},
+};
+
+Test(manifest, names_each_bad_field)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mf_manifest *m = (mf_manifest *)1;
+		char err[256] = "";
+		int r = mf_parse(bad[i].json, strlen(bad[i].json), &m, err, sizeof(err));
+
+		cr_assert_eq(r, -EINVAL, "case %zu accepted", i);
+		cr_assert_null(m);
+		if (bad[i].err != NULL)
+			cr_assert_str_eq(err, bad[i].err, "case %zu", i);
+		else
+			cr_assert(strstr(err, "not valid JSON") != NULL, "case %zu: %s", i, err);
+	}
+}
+
+Test(manifest, version_cmp_is_numeric)
+{
+	cr_assert_lt(mf_version_cmp("1.2.0", "1.10.0"), 0);
+	cr_assert_gt(mf_version_cmp("2.0.0", "1.99.99"), 0);
+	cr_assert_eq(mf_version_cmp("1.3.2", "1.3.2"), 0);
+	cr_assert_lt(mf_version_cmp("1.3.2", "1.3.10"), 0);
+}

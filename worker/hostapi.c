@@ -1,0 +1,265 @@
+/*
+ * hostapi — declared host APIs as schema-checked effect calls, and the
+ * helpers every built-in module uses (globals, read-only module tables).
+ *
+ * Runs in moonpen-worker, after confinement. Every argument comes from a
+ * script: it is converted by luaval (plain data only, depth-bounded) and then
+ * checked against the operator's schema before it becomes an Effect. C memory
+ * held by a host function is released before any Lua error is raised.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "worker/hostapi.h"
+#include "worker/luaval.h"
+
+static const char *const builtins[] = {"state", "ev", "timer", "rand", "log", "clock", NULL};
+
+int hapi_is_builtin(const char *name)
+{
+	for (const char *const *b = builtins; *b != NULL; b++)
+		if (strcmp(*b, name) == 0)
+			return 1;
+	return 0;
+}
+
+int hapi_check_pack(const sch_schema *s, const mf_manifest *m, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < m->n_apis; i++) {
+		const sch_api *a;
+
+		if (hapi_is_builtin(m->apis[i]))
+			continue;
+		a = sch_api_find(s, m->apis[i]);
+		if (a == NULL) {
+			snprintf(err, errlen,
+				 "manifest lists api '%s', which the host API schema does not define",
+				 m->apis[i]);
+			return -EINVAL;
+		}
+		if (a->cls != SCH_DETERMINISTIC) {
+			snprintf(err, errlen,
+				 "manifest lists api '%s' of class '%s': only deterministic host "
+				 "APIs can be exposed to scripts (an instance must replay to the "
+				 "same effects)",
+				 a->name, sch_class_name(a->cls));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* ---- effects ------------------------------------------------------------------- */
+
+static void args_free(val_t **args, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		val_free(args[i]);
+	free(args);
+}
+
+void hapi_effects_reset(hapi_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->n_effects; i++)
+		protobuf_c_message_free_unpacked(&ctx->effects[i]->base, NULL);
+	free(ctx->effects);
+	ctx->effects = NULL;
+	ctx->n_effects = ctx->cap_effects = 0;
+}
+
+Moonpen__V1__Effect **hapi_effects_take(hapi_ctx *ctx, size_t *n)
+{
+	Moonpen__V1__Effect **e = ctx->effects;
+
+	*n = ctx->n_effects;
+	ctx->effects = NULL;
+	ctx->n_effects = ctx->cap_effects = 0;
+	return e;
+}
+
+/* Appends {api, fn, args, trigger_id}; takes args on success only. */
+static int effect_append(hapi_ctx *ctx, const char *api, const char *fn, val_t **args, size_t n)
+{
+	Moonpen__V1__Effect *e;
+
+	if (ctx->n_effects == ctx->cap_effects) {
+		size_t cap = ctx->cap_effects ? ctx->cap_effects * 2 : 16;
+		Moonpen__V1__Effect **p = realloc(ctx->effects, cap * sizeof(*p));
+		if (p == NULL)
+			return -ENOMEM;
+		ctx->effects = p;
+		ctx->cap_effects = cap;
+	}
+	e = malloc(sizeof(*e));
+	if (e == NULL)
+		return -ENOMEM;
+	moonpen__v1__effect__init(e);
+	e->api = strdup(api);
+	e->fn = strdup(fn);
+	e->trigger_id = strdup(ctx->trigger_id != NULL ? ctx->trigger_id : "");
+	if (e->api == NULL || e->fn == NULL || e->trigger_id == NULL) {
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		return -ENOMEM;
+	}
+	e->args = args;
+	e->n_args = n;
+	ctx->effects[ctx->n_effects++] = e;
+	return 0;
+}
+
+static const char *param_name(const sch_fn *fn, int i)
+{
+	return (size_t)i < fn->n_params ? fn->params[i].name : "...";
+}
+
+/* Functions, userdata and threads cannot be arguments: say so in the schema's
+ * terms before luaval would. */
+static int check_lua_types(lua_State *L, const sch_api *a, const sch_fn *fn, int n, char *msg,
+			   size_t len)
+{
+	char want[96];
+
+	for (int i = 0; i < n; i++) {
+		int t = lua_type(L, i + 1);
+		const sch_type *ty = (size_t)i < fn->n_params ? fn->params[i].type : fn->variadic;
+
+		if (t != LUA_TFUNCTION && t != LUA_TUSERDATA && t != LUA_TLIGHTUSERDATA &&
+		    t != LUA_TTHREAD)
+			continue;
+		if (ty == NULL)
+			break; /* too many arguments: sch_check_args says so */
+		snprintf(msg, len, "%s.%s: argument #%d '%s' expected %s, got %s", a->name,
+			 fn->name, i + 1, param_name(fn, i), sch_type_describe(ty, want, sizeof(want)),
+			 lua_typename(L, t));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Converts stack 1..n, checks them, appends the effect. Raises nothing. */
+static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn, int n,
+			char *msg, size_t len)
+{
+	char err[256];
+	val_t **args = NULL;
+	size_t got = 0;
+	int r = check_lua_types(L, a, fn, n, msg, len);
+
+	if (r == 0 && ctx->n_effects >= ctx->max_effects) {
+		snprintf(msg, len, "%s.%s: more than %u effects in one input", a->name, fn->name,
+			 ctx->max_effects);
+		r = -EINVAL;
+	}
+	if (r == 0 && (args = calloc((size_t)n + 1, sizeof(*args))) == NULL)
+		r = -ENOMEM;
+	for (; r == 0 && got < (size_t)n; got++) {
+		r = lv_to_val(L, (int)got + 1, ctx->max_depth, &args[got], err, sizeof(err));
+		if (r == -EINVAL)
+			snprintf(msg, len, "%s.%s: argument #%zu '%s': %s", a->name, fn->name,
+				 got + 1, param_name(fn, (int)got), err);
+	}
+	if (r == 0)
+		r = sch_check_args(a, fn, args, got, msg, len);
+	while (r == 0 && got > 0 && (args[got - 1] == NULL ||
+				     args[got - 1]->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE))
+		val_free(args[--got]); /* trailing nils are absent arguments */
+	if (r == 0)
+		r = effect_append(ctx, a->name, fn->name, args, got);
+	if (r == -ENOMEM)
+		snprintf(msg, len, "%s.%s: out of memory", a->name, fn->name);
+	if (r < 0)
+		args_free(args, got);
+	return r;
+}
+
+/* upvalues: ctx, api, fn (light userdata) */
+static int host_call(lua_State *L)
+{
+	hapi_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
+	const sch_api *a = lua_touserdata(L, lua_upvalueindex(2));
+	const sch_fn *fn = lua_touserdata(L, lua_upvalueindex(3));
+	int n = lua_gettop(L);
+	char msg[640];
+
+	if (fn->kind == SCH_QUERY)
+		return luaL_error(L, "%s.%s is a query; queries are not supported by this engine "
+				     "version",
+				  a->name, fn->name);
+	if (ctx->phase == HAPI_LOADING) {
+		snprintf(msg, sizeof(msg), "%s.%s", a->name, fn->name);
+		hapi_refuse_loading(L, ctx, msg);
+	}
+	if (n > SCH_MAX_ARGS)
+		return luaL_error(L, "%s.%s: more than %d arguments", a->name, fn->name,
+				  SCH_MAX_ARGS);
+	if (effect_build(L, ctx, a, fn, n, msg, sizeof(msg)) < 0)
+		return luaL_error(L, "%s", msg);
+	return 0;
+}
+
+void hapi_install(lua_State *L, hapi_ctx *ctx, const sch_schema *s, const mf_manifest *m)
+{
+	for (size_t i = 0; i < m->n_apis; i++) {
+		const sch_api *a = hapi_is_builtin(m->apis[i]) ? NULL : sch_api_find(s, m->apis[i]);
+
+		if (a == NULL)
+			continue;
+		lua_createtable(L, 0, (int)a->n_fns);
+		for (size_t j = 0; j < a->n_fns; j++) {
+			lua_pushlightuserdata(L, ctx);
+			lua_pushlightuserdata(L, (void *)a);
+			lua_pushlightuserdata(L, (void *)&a->fns[j]);
+			lua_pushcclosure(L, host_call, 3);
+			lua_setfield(L, -2, a->fns[j].name);
+		}
+		hapi_publish(L, a->name);
+	}
+}
+
+/* ---- helpers for every module --------------------------------------------------- */
+
+void hapi_push_globals(lua_State *L)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+}
+
+/* upvalue 1: the module name */
+static int readonly_newindex(lua_State *L)
+{
+	return luaL_error(L, "module '%s' is read-only (cannot set '%s')",
+			  lua_tostring(L, lua_upvalueindex(1)), luaL_tolstring(L, 2, NULL));
+}
+
+void hapi_publish(lua_State *L, const char *name)
+{
+	int t = lua_gettop(L);
+
+	lua_newtable(L); /* the proxy scripts see */
+	lua_createtable(L, 0, 3);
+	lua_pushvalue(L, t);
+	lua_setfield(L, -2, "__index");
+	lua_pushstring(L, name);
+	lua_pushcclosure(L, readonly_newindex, 1);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushboolean(L, 0); /* getmetatable() returns false; setmetatable() refuses */
+	lua_setfield(L, -2, "__metatable");
+	lua_setmetatable(L, -2);
+	hapi_push_globals(L);
+	lua_pushstring(L, name);
+	lua_pushvalue(L, t + 1);
+	lua_rawset(L, -3); /* raw: the global table is locked against scripts */
+	lua_settop(L, t - 1);
+}
+
+void hapi_refuse_loading(lua_State *L, const hapi_ctx *ctx, const char *what)
+{
+	if (ctx->phase == HAPI_LOADING)
+		luaL_error(L,
+			   "%s cannot be called while the chunk loads (the chunk runs again on "
+			   "every restore): call it from on_init or a handler",
+			   what);
+}

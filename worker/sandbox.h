@@ -1,0 +1,134 @@
+/*
+ * sandbox — the configured Lua 5.4 state (runs in moonpen-worker, after
+ * confinement). Trusts nothing the script does: safe libraries only (our own
+ * table, never luaL_openlibs), text-only loading, a capped allocator, budgets
+ * (soft wall deadline, optional instruction count) whose errors pcall cannot
+ * swallow, deterministic pairs/next, tostring without addresses.
+ */
+#ifndef MOONPEN_SANDBOX_H
+#define MOONPEN_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "common/status.h"
+
+typedef struct sbx sbx;
+
+typedef struct sbx_limits {
+	uint64_t mem_bytes;    /* Lua heap cap (allocator refuses past it) */
+	uint32_t deadline_ms;  /* soft wall deadline per budget window */
+	uint64_t instructions; /* 0: none (no count hook, full speed) */
+} sbx_limits;
+
+/* Why a protected call failed: code is one of SCRIPT_ERROR, TIMEOUT,
+ * BUDGET_EXCEEDED, MEMORY_LIMIT; message and traceback are malloc'd strings
+ * (possibly NULL) owned by the struct: release with sbx_err_clear(). */
+typedef struct sbx_err {
+	st_code code;
+	char *message;
+	char *traceback;
+} sbx_err;
+
+/* A new state with the safe libraries and a locked global table. The RNG of
+ * math.random is the instance RNG owned by the engine: the engine rebinds it
+ * after creation. Returns NULL (with err filled) on failure. Free with sbx_free. */
+sbx *sbx_new(const sbx_limits *lim, char *err, size_t errlen);
+void sbx_free(sbx *s);
+lua_State *sbx_L(sbx *s);
+
+/* Compiles a text chunk (binary chunks are refused) and pushes the function.
+ * Its _ENV is the sandbox's global table. Returns 0, or -EINVAL with the
+ * syntax error in err. */
+int sbx_load(sbx *s, const char *chunk, size_t len, const char *chunkname, char *err,
+	     size_t errlen) __attribute__((warn_unused_result));
+
+/* Starts a budget window (one input): arms the deadline timer for
+ * deadline_ms * scale and resets the instruction counter. */
+void sbx_budget_begin(sbx *s, uint32_t scale);
+/* Ends the window: disarms the timer and the hook. */
+void sbx_budget_end(sbx *s);
+
+/* Calls the function under nargs arguments at the top of the stack, inside the
+ * current budget window, with a traceback handler. Returns 0 on success (results
+ * pushed as lua_pcall would), or -1 with *err filled and nothing pushed. Once a
+ * budget trips, every later sbx_call in the same window fails the same way. */
+int sbx_call(sbx *s, int nargs, int nresults, sbx_err *err);
+void sbx_err_clear(sbx_err *err);
+
+/* Bytes the Lua heap holds now / instructions counted in this window (0 when
+ * no instruction budget is set) / thread CPU time in this window. */
+uint64_t sbx_mem_used(const sbx *s);
+uint64_t sbx_instructions(const sbx *s);
+uint64_t sbx_cpu_us(const sbx *s);
+
+/* Registers how require() finds pack modules: lookup(ud, "lib/waves.lua", &len)
+ * returns the file's bytes or NULL. Names are mapped "a.b" -> "a/b.lua", then
+ * "lib/a/b.lua"; "host.X" returns the global module X. Results are cached. */
+typedef const char *(*sbx_lookup_fn)(void *ud, const char *path, size_t *len);
+void sbx_set_lookup(sbx *s, sbx_lookup_fn fn, void *ud);
+
+/* Makes the global table read-only for scripts (new globals raise an error
+ * naming the variable). Called by the engine once the entry chunk has run. */
+void sbx_freeze_globals(sbx *s);
+
+/* ---- additions (engine and luaval use them) ------------------------------- */
+
+/* The sandbox that owns L (any thread of the state). */
+sbx *sbx_of(lua_State *L);
+
+/* sbx_call on thread T instead of the main thread (T must be the thread that
+ * is running now, e.g. the L a host function was handed, or s's main thread). */
+int sbx_pcall(sbx *s, lua_State *T, int nargs, int nresults, sbx_err *err);
+
+/* Resumes coroutine co from thread `from` (NULL: the main thread) with nargs
+ * arguments already pushed on co, inside the current budget window, keeping
+ * the deadline hook on the thread that runs. Engines that run scripts in
+ * coroutines must resume them through this, never with lua_resume directly,
+ * or a deadline that passes inside co is not noticed. Returns 0 when co
+ * returned, 1 when it yielded (*nres values on co's stack either way), or -1
+ * with *err filled (the error object stays on co, which is dead). Error
+ * objects that are not strings or numbers are named by type. */
+int sbx_resume(sbx *s, lua_State *from, lua_State *co, int nargs, int *nres, sbx_err *err);
+
+/* Pushes the real (writable) table of the library `name` ("math", ...), or nil.
+ * Scripts only see read-only proxies of these tables: the engine installs
+ * math.random / math.randomseed here. Allocates nothing. */
+void sbx_push_lib(sbx *s, const char *name);
+
+/* Pushes a read-only proxy of the table at idx (reads pass through, writes
+ * raise "cannot modify read-only table 'name'", rawset refuses, pairs works,
+ * the metatable is hidden). For host modules. Raises on memory errors: call
+ * it from protected code. */
+void sbx_push_readonly(lua_State *L, int idx, const char *name);
+
+/* Pushes tostring(v) as scripts see it (honours __tostring and __name; tables,
+ * functions, threads and userdata print as "table: #12", a per-state number
+ * given at first print, never an address) and returns it. May raise. */
+const char *sbx_tostring(lua_State *L, int idx);
+
+/*
+ * Canonical key order, the only iteration order scripts can observe (pairs,
+ * next) and the order of Value maps: numbers first (integers and floats
+ * together, ascending numerically), then strings (bytewise, a prefix first),
+ * then false, then true. Keys of any other type (tables, functions, threads,
+ * userdata) have no deterministic order: pairs/next raise "pairs: table key of
+ * type 'table' has no deterministic order".
+ */
+typedef struct sbx_key {
+	int rank; /* 0 number, 1 string, 2 false, 3 true */
+	int is_int;
+	lua_Integer i;
+	lua_Number n;
+	const char *s; /* points into the Lua string: valid while it is reachable */
+	size_t len;
+} sbx_key;
+
+/* Reads the key at idx. Returns 0, or -EINVAL (unorderable type, NaN). */
+int sbx_key_get(lua_State *L, int idx, sbx_key *k) __attribute__((warn_unused_result));
+/* <0, 0, >0 as a sorts before, equals, after b. */
+int sbx_key_cmp(const sbx_key *a, const sbx_key *b);
+
+#endif
