@@ -149,7 +149,9 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/moonpen/packs
 	install -m 0755 $(BUILD)/bin/moonpend $(BUILD)/bin/moonpenctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(BUILD)/bin/moonpen-worker $(DESTDIR)$(PREFIX)/libexec/moonpen/
-	install -m 0644 client/moonpen.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/include/common
+	install -m 0644 client/moonpen.h $(BUILD)/gen/moonpen.pb-c.h $(DESTDIR)$(PREFIX)/include/
+	install -m 0644 common/val.h $(DESTDIR)$(PREFIX)/include/common/
 	install -m 0644 $(LIBMOONPEN) $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 policy/host_api.json policy/seccomp.allow $(DESTDIR)$(PREFIX)/share/moonpen/policy/
 	cp -R examples/packs/. $(DESTDIR)$(PREFIX)/share/moonpen/packs/
@@ -164,5 +166,7 @@ format-check:
 clean:
 	rm -rf build build-asan
 
+# Quality targets (fuzz, valgrind, lint, failing allocator) live in mk/*.mk.
+-include mk/*.mk
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:

@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "client/moonpen.h"
+#include "common/wire.h"
 #include "common/status.h"
 #include "common/val_json.h"
 
@@ -217,7 +218,8 @@ static int reply_ok(const mp_response *r)
 
 static int recv_reply(mp_client *c, uint64_t id, mp_response **out)
 {
-	mp_response *resp;
+	mp_response *resp = NULL;
+	ProtobufCMessage *m = NULL;
 	void *buf = NULL;
 	size_t len = 0;
 	int rv;
@@ -225,7 +227,9 @@ static int recv_reply(mp_client *c, uint64_t id, mp_response **out)
 	rv = nng_recv(c->sock, &buf, &len, NNG_FLAG_ALLOC);
 	if (rv != 0)
 		return transport_fail(c, "receive", rv);
-	resp = moonpen__v1__response__unpack(NULL, len, buf);
+	/* size cap, nesting bound, decode, protobuf_c_message_check */
+	if (wire_unpack(&moonpen__v1__response__descriptor, buf, len, MP_RECV_MAX_BYTES, &m) == 0)
+		resp = (mp_response *)m;
 	nng_free(buf, len);
 	if (resp == NULL || !reply_ok(resp)) {
 		snprintf(c->lasterr, sizeof(c->lasterr), "reply does not decode");

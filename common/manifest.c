@@ -36,21 +36,22 @@
 #define MF_MAX_TEXT 65536 /* condition / action / description length */
 
 static const char *const mf_fields[] = {
-	"id",	    "version",	    "engine",	   "entry",	  "apis",   "triggers",
-	"limits",   "tick_ms",	    "compat",	   "min_protocol", "player_field", "description",
-	"author",   "license",	    NULL,
+    "id",	    "version",	   "engine",  "entry",	 "apis",
+    "triggers",	    "limits",	   "tick_ms", "compat",	 "min_protocol",
+    "player_field", "description", "author",  "license", NULL,
 };
 static const char *const trig_fields[] = {
-	"id", "event", "condition", "action", "throttle_ms", NULL,
+    "id", "event", "condition", "action", "throttle_ms", NULL,
 };
 static const char *const limit_fields[] = {
-	"memory_mb",
-	"deadline_ms",
-	"instructions",
-	NULL,
+    "memory_mb",
+    "deadline_ms",
+    "instructions",
+    NULL,
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -261,7 +262,8 @@ static int parse_apis(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	json_array_foreach(a, i, v)
 	{
 		if (!json_is_string(v) || !is_ident(json_string_value(v)))
-			return fail(err, errlen, "field 'apis[%zu]': expected an identifier", i + 1);
+			return fail(err, errlen, "field 'apis[%zu]': expected an identifier",
+				    i + 1);
 		if (mf_uses_api(m, json_string_value(v)))
 			return fail(err, errlen, "field 'apis[%zu]': '%s' is listed twice", i + 1,
 				    json_string_value(v));
@@ -458,6 +460,13 @@ int mf_parse(const char *json, size_t len, mf_manifest **out, char *err, size_t 
 	if (errlen > 0)
 		err[0] = '\0';
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson reports an allocation failure before the first token with no text */
+	if (root == NULL &&
+	    (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM; /* not the author's fault: never "not valid JSON" */
+		goto out;
+	}
 	if (root == NULL) {
 		r = fail(err, errlen, "manifest is not valid JSON: %s (line %d, column %d)",
 			 jerr.text, jerr.line, jerr.column);
@@ -469,9 +478,9 @@ int mf_parse(const char *json, size_t len, mf_manifest **out, char *err, size_t 
 		goto out;
 	}
 	r = parse_root(root, m, err, errlen);
+out:
 	if (r == -ENOMEM)
 		fail(err, errlen, "out of memory");
-out:
 	json_decref(root);
 	if (r < 0)
 		mf_free(m);

@@ -20,11 +20,12 @@
 #define PATH_MAX_LEN 256
 
 static const char *const reserved[] = {
-	"state", "ev",	      "timer", "rand", "log",  "clock", "drop", "string",
-	"table", "coroutine", "math",  "utf8", "host", "_G",	"_ENV", NULL,
+    "state", "ev",	  "timer", "rand", "log",  "clock", "drop", "string",
+    "table", "coroutine", "math",  "utf8", "host", "_G",    "_ENV", NULL,
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -39,7 +40,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 }
 
 static void subpath(char dst[PATH_MAX_LEN], const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Error paths are cut at PATH_MAX_LEN: long names only shorten the message. */
 static void subpath(char dst[PATH_MAX_LEN], const char *fmt, ...)
@@ -59,7 +60,8 @@ static int is_ident(const char *s, int lower_only)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		char c = s[i];
-		int alpha = (c >= 'a' && c <= 'z') || c == '_' || (!lower_only && c >= 'A' && c <= 'Z');
+		int alpha =
+		    (c >= 'a' && c <= 'z') || c == '_' || (!lower_only && c >= 'A' && c <= 'Z');
 		if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
 			return 0;
 	}
@@ -110,9 +112,9 @@ void sch_free(sch_schema *s)
 /* ---- parsing types ------------------------------------------------------------- */
 
 static const char *const kind_names[] = {
-	[SCH_STRING] = "string", [SCH_INTEGER] = "integer", [SCH_NUMBER] = "number",
-	[SCH_BOOLEAN] = "boolean", [SCH_TABLE] = "table", [SCH_ANY] = "any",
-	[SCH_RECORD] = "record", [SCH_LIST] = "list", [SCH_OPTIONAL] = "optional",
+    [SCH_STRING] = "string",   [SCH_INTEGER] = "integer", [SCH_NUMBER] = "number",
+    [SCH_BOOLEAN] = "boolean", [SCH_TABLE] = "table",	  [SCH_ANY] = "any",
+    [SCH_RECORD] = "record",   [SCH_LIST] = "list",	  [SCH_OPTIONAL] = "optional",
 };
 
 static int parse_type(json_t *j, const char *path, unsigned depth, sch_type **out, char *err,
@@ -162,8 +164,8 @@ static int parse_record(json_t *obj, const char *path, unsigned depth, sch_type 
 	return 0;
 }
 
-static int parse_compound(json_t *j, const char *path, unsigned depth, sch_type **out,
-			  char *err, size_t errlen)
+static int parse_compound(json_t *j, const char *path, unsigned depth, sch_type **out, char *err,
+			  size_t errlen)
 {
 	char sub[PATH_MAX_LEN];
 	const char *key = NULL;
@@ -171,14 +173,15 @@ static int parse_compound(json_t *j, const char *path, unsigned depth, sch_type 
 	sch_type *t;
 
 	if (json_object_size(j) != 1)
-		return fail(err, errlen, "%s: a compound type has exactly one of record, list, "
-					 "optional", path);
+		return fail(err, errlen,
+			    "%s: a compound type has exactly one of record, list, "
+			    "optional",
+			    path);
 	json_object_foreach(j, key, v)
 	{
 		break;
 	}
-	if (strcmp(key, "record") != 0 && strcmp(key, "list") != 0 &&
-	    strcmp(key, "optional") != 0)
+	if (strcmp(key, "record") != 0 && strcmp(key, "list") != 0 && strcmp(key, "optional") != 0)
 		return fail(err, errlen, "%s: unknown compound type \"%s\"", path, key);
 	t = type_new(key[0] == 'r' ? SCH_RECORD : key[0] == 'l' ? SCH_LIST : SCH_OPTIONAL);
 	if (t == NULL)
@@ -469,6 +472,13 @@ int sch_parse(const char *json, size_t len, sch_schema **out, char *err, size_t 
 		return 0;
 	}
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson reports an allocation failure before the first token with no text */
+	if (root == NULL &&
+	    (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')) {
+		fail(err, errlen, "out of memory");
+		r = -ENOMEM; /* not the operator's fault: never "not valid JSON" */
+		goto out;
+	}
 	if (root == NULL) {
 		r = fail(err, errlen, "schema is not valid JSON: %s (line %d, column %d)",
 			 jerr.text, jerr.line, jerr.column);
@@ -581,8 +591,8 @@ char *sch_type_describe(const sch_type *t, char *buf, size_t len)
 	return buf;
 }
 
-static int mismatch(const sch_type *t, const val_t *v, const char *path, const char *why,
-		    char *err, size_t errlen)
+static int mismatch(const sch_type *t, const val_t *v, const char *path, const char *why, char *err,
+		    size_t errlen)
 {
 	char want[128];
 
@@ -617,8 +627,9 @@ static int check_scalar(const sch_type *t, val_t *v, const char *path, char *err
 	case SCH_STRING:
 		if (k == MOONPEN__V1__VALUE__KIND_BYTES_VALUE)
 			return mismatch(t, v, path, " (not valid UTF-8)", err, errlen);
-		return k == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? 0
-								  : mismatch(t, v, path, "", err, errlen);
+		return k == MOONPEN__V1__VALUE__KIND_STRING_VALUE
+			   ? 0
+			   : mismatch(t, v, path, "", err, errlen);
 	case SCH_INTEGER:
 		if (k == MOONPEN__V1__VALUE__KIND_FLOAT_VALUE && !check_int(v))
 			return mismatch(t, v, path, " (not an integral value)", err, errlen);
@@ -626,15 +637,16 @@ static int check_scalar(const sch_type *t, val_t *v, const char *path, char *err
 	case SCH_NUMBER:
 		return (k == MOONPEN__V1__VALUE__KIND_INT_VALUE ||
 			k == MOONPEN__V1__VALUE__KIND_FLOAT_VALUE)
-			       ? 0
-			       : mismatch(t, v, path, "", err, errlen);
+			   ? 0
+			   : mismatch(t, v, path, "", err, errlen);
 	case SCH_BOOLEAN:
-		return k == MOONPEN__V1__VALUE__KIND_BOOL_VALUE ? 0
-								: mismatch(t, v, path, "", err, errlen);
+		return k == MOONPEN__V1__VALUE__KIND_BOOL_VALUE
+			   ? 0
+			   : mismatch(t, v, path, "", err, errlen);
 	case SCH_TABLE:
 		return k == MOONPEN__V1__VALUE__KIND_TABLE_VALUE
-			       ? 0
-			       : mismatch(t, v, path, "", err, errlen);
+			   ? 0
+			   : mismatch(t, v, path, "", err, errlen);
 	default:
 		return 0;
 	}
@@ -719,13 +731,12 @@ static int check_record(const sch_type *t, val_t *v, const char *path, char *err
 	for (size_t i = 0; tb != NULL && i < tb->n_map; i++) {
 		if (field_find(t, tb->map[i]->key) == NULL) {
 			val_t *k = tb->map[i]->key;
-			return fail(err, errlen, "'%s' has unknown field %s%s%s", path,
-				    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? "'" : "(",
-				    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE
-					    ? k->string_value
-					    : sch_val_type(k),
-				    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? "'"
-											     : " key)");
+			return fail(
+			    err, errlen, "'%s' has unknown field %s%s%s", path,
+			    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? "'" : "(",
+			    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? k->string_value
+										  : sch_val_type(k),
+			    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? "'" : " key)");
 		}
 	}
 	for (size_t i = 0; i < t->n_fields; i++) {
@@ -748,7 +759,8 @@ static int check_list(const sch_type *t, val_t *v, const char *path, char *err, 
 		return mismatch(t, v, path, "", err, errlen);
 	tb = v->table_value;
 	if (tb != NULL && tb->n_map > 0)
-		return fail(err, errlen, "'%s' expected list, got a table with non-list keys", path);
+		return fail(err, errlen, "'%s' expected list, got a table with non-list keys",
+			    path);
 	for (size_t i = 0; tb != NULL && i < tb->n_array; i++) {
 		subpath(sub, "%s[%zu]", path, i + 1);
 		r = sch_check_value(t->elem, tb->array[i], sub, err, errlen);

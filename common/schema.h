@@ -108,15 +108,15 @@ typedef struct sch_schema {
 	size_t n_apis;
 } sch_schema;
 
-#define SCH_MAX_DEPTH 16   /* type nesting accepted in a schema */
-#define SCH_MAX_PARAMS 32  /* parameters per function */
-#define SCH_MAX_ARGS 64	   /* arguments per call, variadic included */
+#define SCH_MAX_DEPTH 16  /* type nesting accepted in a schema */
+#define SCH_MAX_PARAMS 32 /* parameters per function */
+#define SCH_MAX_ARGS 64	  /* arguments per call, variadic included */
 
 /* Parses json[0..len). Returns 0 and *out (free with sch_free), or -EINVAL with
  * the bad part named in err ("apis.ecs.functions.spawn.params[2].type: unknown
  * type \"strng\""), or -ENOMEM. An empty input (len 0) is an empty schema. */
 int sch_parse(const char *json, size_t len, sch_schema **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void sch_free(sch_schema *s);
 
 /* Lookups by exact name; NULL when absent. */
@@ -134,7 +134,7 @@ int sch_check_args(const sch_api *a, const sch_fn *fn, val_t **args, size_t narg
 /* Checks one value against a type; path names it in the error ("kind",
  * "opts.pos"). Same conventions as sch_check_args, without the prefix. */
 int sch_check_value(const sch_type *t, val_t *v, const char *path, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Static names: "string", ..., "record", "list", "optional"; "deterministic",
  * ...; and the Lua type name of a value ("nil", "boolean", "number", "string",

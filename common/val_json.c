@@ -252,6 +252,13 @@ int vjson_parse(const char *text, unsigned max_depth, val_t **out, char *err, si
 
 	*out = NULL;
 	j = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	/* jansson reports an allocation failure before the first token with no text */
+	if (j == NULL &&
+	    (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')) {
+		if (errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	if (j == NULL) {
 		if (errlen > 0)
 			snprintf(err, errlen, "JSON line %d column %d: %s", jerr.line, jerr.column,

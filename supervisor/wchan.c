@@ -103,17 +103,18 @@ static void *stderr_reader(void *arg)
 static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
 	wchan *w = arg;
-	int pid = 0;
+	uint64_t pid = 0;
 
 	pthread_mutex_lock(&w->mu);
 	if (ev == NNG_PIPE_EV_ADD_PRE) {
-		if (w->npipes++ > 0 || nng_pipe_get_int(p, NNG_OPT_IPC_PEER_PID, &pid) != 0) {
+		if (w->npipes++ > 0 || nng_pipe_get_uint64(p, NNG_OPT_IPC_PEER_PID, &pid) != 0 ||
+		    pid > INT32_MAX) {
 			/* one worker, one connection: anything else is refused */
 			pthread_mutex_unlock(&w->mu);
 			nng_pipe_close(p);
 			return;
 		}
-		w->peer_pid = pid;
+		w->peer_pid = (int)pid;
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		w->dead = 1;
 		if (w->waiting)
@@ -124,7 +125,7 @@ static void pipe_event(nng_pipe p, nng_pipe_ev ev, void *arg)
 
 /* ---- death: reap and describe ---------------------------------------------- */
 
-static void reap(wchan *w, int force_kill)
+static void reap(wchan *w, int force_kill, int quiet)
 {
 	int status = 0, i;
 	const char *why;
@@ -163,7 +164,8 @@ static void reap(wchan *w, int force_kill)
 			w->death_code = MOONPEN__V1__STATUS__CODE__TIMEOUT;
 		snprintf(w->death, sizeof w->death, "worker %s", why);
 	}
-	log_msg(LOG_WARN, NULL, "worker %d (w-%u) ended: %s", (int)w->pid, w->id, w->death);
+	log_msg(quiet ? LOG_DEBUG : LOG_WARN, NULL, "worker %d (w-%u) ended: %s", (int)w->pid, w->id,
+		w->death);
 }
 
 st_code wchan_death(const wchan *w, const char **why)
@@ -353,7 +355,7 @@ int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
 	} else if (r == -EBADMSG) {
 		snprintf(w->death, sizeof w->death, "worker broke the protocol: killed");
 	}
-	reap(w, r != -EPIPE);
+	reap(w, r != -EPIPE, 0);
 	return r;
 }
 
@@ -377,7 +379,7 @@ void wchan_free(wchan *w)
 	if (w == NULL)
 		return;
 	if (w->pid > 0 && !w->reaped)
-		reap(w, 1);
+		reap(w, 1, 1); /* the instance is done with it: an ordinary end */
 	nng_close(w->sock);
 	if (w->aio)
 		nng_aio_free(w->aio);

@@ -16,6 +16,7 @@
 
 #include "worker/hostapi.h"
 #include "worker/luaval.h"
+#include "worker/sandbox.h"
 
 static const char *const builtins[] = {"state", "ev", "timer", "rand", "log", "clock", NULL};
 
@@ -36,9 +37,10 @@ int hapi_check_pack(const sch_schema *s, const mf_manifest *m, char *err, size_t
 			continue;
 		a = sch_api_find(s, m->apis[i]);
 		if (a == NULL) {
-			snprintf(err, errlen,
-				 "manifest lists api '%s', which the host API schema does not define",
-				 m->apis[i]);
+			snprintf(
+			    err, errlen,
+			    "manifest lists api '%s', which the host API schema does not define",
+			    m->apis[i]);
 			return -EINVAL;
 		}
 		if (a->cls != SCH_DETERMINISTIC) {
@@ -69,6 +71,7 @@ void hapi_effects_reset(hapi_ctx *ctx)
 	free(ctx->effects);
 	ctx->effects = NULL;
 	ctx->n_effects = ctx->cap_effects = 0;
+	ctx->arg_error[0] = '\0';
 }
 
 Moonpen__V1__Effect **hapi_effects_take(hapi_ctx *ctx, size_t *n)
@@ -133,8 +136,8 @@ static int check_lua_types(lua_State *L, const sch_api *a, const sch_fn *fn, int
 		if (ty == NULL)
 			break; /* too many arguments: sch_check_args says so */
 		snprintf(msg, len, "%s.%s: argument #%d '%s' expected %s, got %s", a->name,
-			 fn->name, i + 1, param_name(fn, i), sch_type_describe(ty, want, sizeof(want)),
-			 lua_typename(L, t));
+			 fn->name, i + 1, param_name(fn, i),
+			 sch_type_describe(ty, want, sizeof(want)), lua_typename(L, t));
 		return -EINVAL;
 	}
 	return 0;
@@ -152,20 +155,22 @@ static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch
 	if (r == 0 && ctx->n_effects >= ctx->max_effects) {
 		snprintf(msg, len, "%s.%s: more than %u effects in one input", a->name, fn->name,
 			 ctx->max_effects);
-		r = -EINVAL;
+		r = -ENOSPC; /* a budget, not a bad argument */
 	}
 	if (r == 0 && (args = calloc((size_t)n + 1, sizeof(*args))) == NULL)
 		r = -ENOMEM;
 	for (; r == 0 && got < (size_t)n; got++) {
-		r = lv_to_val(L, (int)got + 1, ctx->max_depth, &args[got], err, sizeof(err));
+		r = lv_to_val_named(L, (int)got + 1, ctx->max_depth, param_name(fn, (int)got),
+				    &args[got], err, sizeof(err));
 		if (r == -EINVAL)
-			snprintf(msg, len, "%s.%s: argument #%zu '%s': %s", a->name, fn->name,
-				 got + 1, param_name(fn, (int)got), err);
+			snprintf(msg, len, "%s.%s: argument #%zu %s", a->name, fn->name, got + 1,
+				 err);
 	}
 	if (r == 0)
 		r = sch_check_args(a, fn, args, got, msg, len);
-	while (r == 0 && got > 0 && (args[got - 1] == NULL ||
-				     args[got - 1]->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE))
+	while (r == 0 && got > 0 &&
+	       (args[got - 1] == NULL ||
+		args[got - 1]->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE))
 		val_free(args[--got]); /* trailing nils are absent arguments */
 	if (r == 0)
 		r = effect_append(ctx, a->name, fn->name, args, got);
@@ -182,12 +187,13 @@ static int host_call(lua_State *L)
 	hapi_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
 	const sch_api *a = lua_touserdata(L, lua_upvalueindex(2));
 	const sch_fn *fn = lua_touserdata(L, lua_upvalueindex(3));
-	int n = lua_gettop(L);
+	int n = lua_gettop(L), r;
 	char msg[640];
 
 	if (fn->kind == SCH_QUERY)
-		return luaL_error(L, "%s.%s is a query; queries are not supported by this engine "
-				     "version",
+		return luaL_error(L,
+				  "%s.%s is a query; queries are not supported by this engine "
+				  "version",
 				  a->name, fn->name);
 	if (ctx->phase == HAPI_LOADING) {
 		snprintf(msg, sizeof(msg), "%s.%s", a->name, fn->name);
@@ -196,7 +202,10 @@ static int host_call(lua_State *L)
 	if (n > SCH_MAX_ARGS)
 		return luaL_error(L, "%s.%s: more than %d arguments", a->name, fn->name,
 				  SCH_MAX_ARGS);
-	if (effect_build(L, ctx, a, fn, n, msg, sizeof(msg)) < 0)
+	r = effect_build(L, ctx, a, fn, n, msg, sizeof(msg));
+	if (r == -EINVAL) /* the arguments break the schema */
+		snprintf(ctx->arg_error, sizeof(ctx->arg_error), "%s", msg);
+	if (r < 0)
 		return luaL_error(L, "%s", msg);
 	return 0;
 }
@@ -227,27 +236,11 @@ void hapi_push_globals(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
 }
 
-/* upvalue 1: the module name */
-static int readonly_newindex(lua_State *L)
-{
-	return luaL_error(L, "module '%s' is read-only (cannot set '%s')",
-			  lua_tostring(L, lua_upvalueindex(1)), luaL_tolstring(L, 2, NULL));
-}
-
 void hapi_publish(lua_State *L, const char *name)
 {
 	int t = lua_gettop(L);
 
-	lua_newtable(L); /* the proxy scripts see */
-	lua_createtable(L, 0, 3);
-	lua_pushvalue(L, t);
-	lua_setfield(L, -2, "__index");
-	lua_pushstring(L, name);
-	lua_pushcclosure(L, readonly_newindex, 1);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushboolean(L, 0); /* getmetatable() returns false; setmetatable() refuses */
-	lua_setfield(L, -2, "__metatable");
-	lua_setmetatable(L, -2);
+	sbx_push_readonly(L, t, name); /* writes and rawset raise, pairs works */
 	hapi_push_globals(L);
 	lua_pushstring(L, name);
 	lua_pushvalue(L, t + 1);

@@ -39,13 +39,17 @@ typedef enum hapi_phase {
  * being run. Owned by the engine, shared (by pointer) with every module. */
 typedef struct hapi_ctx {
 	hapi_phase phase;
-	uint64_t tick;		/* instance time, in ticks */
-	uint32_t tick_ms;	/* tick length */
-	const char *trigger_id; /* who runs now ("ev:OnX", "timer:f", a trigger id...) */
-	unsigned max_depth;	/* table nesting of values crossing the boundary */
-	uint32_t max_effects;	/* per input */
+	uint64_t tick;		       /* instance time, in ticks */
+	uint32_t tick_ms;	       /* tick length */
+	const char *trigger_id;	       /* who runs now ("ev:OnX", "timer:f", a trigger id...) */
+	unsigned max_depth;	       /* table nesting of values crossing the boundary */
+	uint32_t max_effects;	       /* per input */
 	Moonpen__V1__Effect **effects; /* this input's effects, in order */
 	size_t n_effects, cap_effects;
+	/* The last schema violation of this input ("ecs.spawn: argument #1 ..."):
+	 * when the input fails with this message, its status is INVALID_ARGUMENT
+	 * rather than SCRIPT_ERROR. Cleared by hapi_effects_reset(). */
+	char arg_error[640];
 } hapi_ctx;
 
 /* Nonzero for the names of the worker's built-in modules, which a manifest may
@@ -56,7 +60,7 @@ int hapi_is_builtin(const char *name);
  * class "deterministic". Returns 0, or -EINVAL with the reason in err
  * ("manifest lists api 'music', which the host API schema does not define"). */
 int hapi_check_pack(const sch_schema *s, const mf_manifest *m, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Creates the global table of each listed, schema-defined API. Lua API calls
  * inside: run it protected (lua_pcall of a C function). ctx and s must outlive L. */

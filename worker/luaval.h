@@ -27,4 +27,12 @@ int lv_push(lua_State *L, const val_t *v, unsigned max_depth) __attribute__((war
 int lv_to_val(lua_State *L, int idx, unsigned max_depth, val_t **out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* lv_to_val, with the error path starting at root ("payload" gives
+ * "payload.items[3]: cannot convert a function"; lv_to_val gives
+ * "items[3]: cannot convert a function", or just "cannot convert a function"
+ * for the value itself). A conversion produces at most a million nodes (a
+ * subtable referenced twice is converted twice). */
+int lv_to_val_named(lua_State *L, int idx, unsigned max_depth, const char *root, val_t **out,
+		    char *err, size_t errlen) __attribute__((warn_unused_result));
+
 #endif

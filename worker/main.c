@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
+#include <jansson.h>
+#include <sodium.h>
 #include <nng/protocol/pair1/pair.h>
 
 #include "common/log.h"
@@ -177,8 +179,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: moonpen-worker --url URL --id N (started by moonpend)\n");
 		return 2;
 	}
-	/* 2. one malloc arena: threads must not each reserve 64 MiB under RLIMIT_AS */
+	/* 2. one malloc arena: threads must not each reserve 64 MiB under RLIMIT_AS;
+	 *    libraries that would open /dev/urandom lazily do it now, unconfined */
 	mallopt(M_ARENA_MAX, 1);
+	if (sodium_init() < 0) {
+		log_error("libsodium cannot start");
+		return 3;
+	}
+	/* jansson would open /dev/urandom for its hash seed on first use: seed it now */
+	json_object_seed(randombytes_random() | 1u);
 	/* 3. dial the channel the supervisor made for this worker */
 	if (dial(&w, url) < 0)
 		return 3;

@@ -7,6 +7,7 @@
 
 #include "worker/hostapi.h"
 #include "worker/mod_rand.h"
+#include "worker/sandbox.h"
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -105,7 +106,8 @@ static lua_Integer int_arg(lua_State *L, int i, const char *fn, const char *name
 
 	if (!ok)
 		luaL_error(L, "%s: argument #%d '%s' expected integer, got %s", fn, i, name,
-			   lua_type(L, i) == LUA_TNUMBER ? "non-integral number" : luaL_typename(L, i));
+			   lua_type(L, i) == LUA_TNUMBER ? "non-integral number"
+							 : luaL_typename(L, i));
 	return v;
 }
 
@@ -167,8 +169,8 @@ static int l_random(lua_State *L)
 	}
 	if (lo > hi)
 		return luaL_error(L, "math.random: interval is empty");
-	lua_pushinteger(L, (lua_Integer)(project(r, rv, (uint64_t)hi - (uint64_t)lo) +
-					 (uint64_t)lo));
+	lua_pushinteger(L,
+			(lua_Integer)(project(r, rv, (uint64_t)hi - (uint64_t)lo) + (uint64_t)lo));
 	return 1;
 }
 
@@ -184,24 +186,25 @@ static int l_randomseed(lua_State *L)
 void mrn_install(lua_State *L, mrn_rng *r)
 {
 	static const luaL_Reg fns[] = {
-		{"next", l_next}, {"int", l_int}, {"pick", l_pick}, {NULL, NULL},
+	    {"next", l_next},
+	    {"int", l_int},
+	    {"pick", l_pick},
+	    {NULL, NULL},
 	};
 
 	lua_createtable(L, 0, 3);
 	lua_pushlightuserdata(L, r);
 	luaL_setfuncs(L, fns, 1);
 	hapi_publish(L, "rand");
-	/* math is the sandbox's (read-only to scripts): rawset past its guard */
-	hapi_push_globals(L);
-	if (lua_getfield(L, -1, "math") == LUA_TTABLE) {
-		lua_pushstring(L, "random");
-		lua_pushlightuserdata(L, r);
-		lua_pushcclosure(L, l_random, 1);
-		lua_rawset(L, -3);
-		lua_pushstring(L, "randomseed");
-		lua_pushlightuserdata(L, r);
-		lua_pushcclosure(L, l_randomseed, 1);
-		lua_rawset(L, -3);
-	}
-	lua_pop(L, 2);
+	/* the real math table behind the read-only proxy scripts see */
+	sbx_push_lib(sbx_of(L), "math");
+	if (lua_type(L, -1) != LUA_TTABLE)
+		luaL_error(L, "the sandbox has no math library");
+	lua_pushlightuserdata(L, r);
+	lua_pushcclosure(L, l_random, 1);
+	lua_setfield(L, -2, "random");
+	lua_pushlightuserdata(L, r);
+	lua_pushcclosure(L, l_randomseed, 1);
+	lua_setfield(L, -2, "randomseed");
+	lua_pop(L, 1);
 }

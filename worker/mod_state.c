@@ -136,7 +136,8 @@ static void normalize(val_t *v)
 		normalize(t->array[i]);
 	for (size_t i = 0; i < t->n_map; i++)
 		normalize(t->map[i]->value);
-	qsort(t->map, t->n_map, sizeof(*t->map), pair_cmp);
+	if (t->n_map > 1)
+		qsort(t->map, t->n_map, sizeof(*t->map), pair_cmp);
 }
 
 enum enc_mode { ENC_COUNT, ENC_BUF, ENC_HASH };
@@ -150,6 +151,8 @@ struct enc {
 
 static void put(struct enc *e, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (e->mode == ENC_BUF)
 		memcpy(e->buf + e->len, p, n);
 	else if (e->mode == ENC_HASH)
@@ -505,8 +508,8 @@ static int put_or_raise(lua_State *L, mst_store *st, const char *fn, const char 
 		return 0;
 	val_free(v);
 	if (r == -E2BIG)
-		return luaL_error(L, "state.%s: the instance state would exceed %llu bytes", fn,
-				  (unsigned long long)st->max_bytes);
+		return luaL_error(L, "state.%s: the instance state would exceed %I bytes", fn,
+				  (lua_Integer)st->max_bytes);
 	return luaL_error(L, "state.%s: out of memory", fn);
 }
 
@@ -537,9 +540,9 @@ static int l_set(lua_State *L)
 	hapi_refuse_loading(L, st->ctx, "state.set");
 	k = check_key(L, "set", &klen);
 	if (!lua_isnoneornil(L, 2)) {
-		int r = lv_to_val(L, 2, st->ctx->max_depth, &v, err, sizeof(err));
+		int r = lv_to_val_named(L, 2, st->ctx->max_depth, "value", &v, err, sizeof(err));
 		if (r == -EINVAL)
-			return luaL_error(L, "state.set: value for key '%s': %s", k, err);
+			return luaL_error(L, "state.set: key '%s': %s", k, err);
 		if (r < 0)
 			return luaL_error(L, "state.set: out of memory");
 	}
@@ -609,7 +612,7 @@ static int l_keys(lua_State *L)
 void mst_install(lua_State *L, mst_store *st)
 {
 	static const luaL_Reg fns[] = {
-		{"get", l_get}, {"set", l_set}, {"incr", l_incr}, {"keys", l_keys}, {NULL, NULL},
+	    {"get", l_get}, {"set", l_set}, {"incr", l_incr}, {"keys", l_keys}, {NULL, NULL},
 	};
 
 	lua_createtable(L, 0, 4);

@@ -74,15 +74,14 @@ void mst_rollback(mst_store *st);
 void mst_hash(mst_store *st, uint8_t out[32]);
 
 /* The canonical encoding into a new buffer (*buf, free() it). 0 or -ENOMEM. */
-int mst_encode(const mst_store *st, uint8_t **buf, size_t *len)
-	__attribute__((warn_unused_result));
+int mst_encode(const mst_store *st, uint8_t **buf, size_t *len) __attribute__((warn_unused_result));
 
 /* C access (snapshots, tests). mst_get returns the stored value (borrowed,
  * NULL when absent). mst_put takes v (NULL deletes) on success, journaled when
  * an input is open; -EINVAL for a bad key, -E2BIG past max_bytes, -ENOMEM. */
 const val_t *mst_get(const mst_store *st, const char *key, size_t klen);
 int mst_put(mst_store *st, const char *key, size_t klen, val_t *v)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 size_t mst_count(const mst_store *st);
 
 #endif

@@ -320,7 +320,7 @@ static int start(lua_State *L, int every)
 	ticks = ms_to_ticks(L, fn, s->ctx->tick_ms);
 	resolve_fn(L, fn);
 	if (s->n >= s->max)
-		return luaL_error(L, "%s: more than %u pending timers", fn, s->max);
+		return luaL_error(L, "%s: more than %d pending timers", fn, (int)s->max);
 	r = make_timer(L, s, lua_tostring(L, -1), &t, err, sizeof(err));
 	if (r == 0 && reserve(s) < 0) {
 		timer_free(t);
@@ -389,7 +389,10 @@ static int l_tick(lua_State *L)
 void mtm_install(lua_State *L, mtm_set *s)
 {
 	static const luaL_Reg tfns[] = {
-		{"after", l_after}, {"every", l_every}, {"cancel", l_cancel}, {NULL, NULL},
+	    {"after", l_after},
+	    {"every", l_every},
+	    {"cancel", l_cancel},
+	    {NULL, NULL},
 	};
 	static const luaL_Reg cfns[] = {{"now", l_now}, {"tick", l_tick}, {NULL, NULL}};
 

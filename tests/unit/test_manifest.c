@@ -9,14 +9,14 @@
 #include "common/manifest.h"
 
 static const char full[] =
-	"{\"id\":\"dungeon-forest\",\"version\":\"1.3.2\",\"engine\":\"lua\","
-	"\"entry\":\"main.lua\",\"apis\":[\"ecs\",\"ui\",\"timer\"],"
-	"\"description\":\"waves\",\"tick_ms\":100,\"min_protocol\":2,"
-	"\"compat\":[\"1.x\"],\"player_field\":\"player\","
-	"\"limits\":{\"memory_mb\":8,\"deadline_ms\":20,\"instructions\":1000000},"
-	"\"triggers\":[{\"id\":\"boss\",\"event\":\"OnAreaEnter:*\","
-	"\"condition\":\"ctx.count >= 2\",\"action\":\"spawn_boss\",\"throttle_ms\":200},"
-	"{\"id\":\"gate\",\"event\":\"OnLever\",\"action\":\"ecs.openGate('n')\"}]}";
+    "{\"id\":\"dungeon-forest\",\"version\":\"1.3.2\",\"engine\":\"lua\","
+    "\"entry\":\"main.lua\",\"apis\":[\"ecs\",\"ui\",\"timer\"],"
+    "\"description\":\"waves\",\"tick_ms\":100,\"min_protocol\":2,"
+    "\"compat\":[\"1.x\"],\"player_field\":\"player\","
+    "\"limits\":{\"memory_mb\":8,\"deadline_ms\":20,\"instructions\":1000000},"
+    "\"triggers\":[{\"id\":\"boss\",\"event\":\"OnAreaEnter:*\","
+    "\"condition\":\"ctx.count >= 2\",\"action\":\"spawn_boss\",\"throttle_ms\":200},"
+    "{\"id\":\"gate\",\"event\":\"OnLever\",\"action\":\"ecs.openGate('n')\"}]}";
 
 Test(manifest, parses_every_field)
 {
@@ -73,53 +73,52 @@ struct bad_case {
 #define HEAD "\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\""
 
 static const struct bad_case bad[] = {
-	{"[1]", "manifest: expected a JSON object"},
-	{"{\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
-	 "missing required field 'id'"},
-	{"{\"id\":\"a\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
-	 "missing required field 'version'"},
-	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"entry\":\"main.lua\"}",
-	 "missing required field 'engine'"},
-	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"lua\"}",
-	 "missing required field 'entry'"},
-	{"{\"id\":\"Bad Id\"," HEAD "}",
-	 "field 'id': expected [a-z0-9][a-z0-9._-]{0,63}, got \"Bad Id\""},
-	{"{\"id\":7," HEAD "}", "field 'id': expected a string"},
-	{"{\"id\":\"a\",\"version\":\"1.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
-	 "field 'version': expected MAJOR.MINOR.PATCH (digits only), got \"1.0\""},
-	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"js\",\"entry\":\"main.lua\"}",
-	 "field 'engine': only \"lua\" is supported, got \"js\""},
-	{"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"../x.lua\"}",
-	 "field 'entry': expected a relative path to a .lua file, got \"../x.lua\""},
-	{"{\"id\":\"a\"," HEAD ",\"apis\":\"ecs\"}", "field 'apis': expected an array of names"},
-	{"{\"id\":\"a\"," HEAD ",\"apis\":[\"ecs\",\"e-x\"]}",
-	 "field 'apis[2]': expected an identifier"},
-	{"{\"id\":\"a\"," HEAD ",\"apis\":[\"ecs\",\"ecs\"]}",
-	 "field 'apis[2]': 'ecs' is listed twice"},
-	{"{\"id\":\"a\"," HEAD ",\"colour\":1}", "unknown field 'colour'"},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"event\":\"E\",\"action\":\"f\"}]}",
-	 "missing required field 'triggers[1].id'"},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"action\":\"f\"}]}",
-	 "missing required field 'triggers[1].event'"},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"a*b\",\"action\":\"f\"}]}",
-	 "field 'triggers[1].event': expected an event name or a pattern ending in '*', got "
-	 "\"a*b\""},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\"}]}",
-	 "missing required field 'triggers[1].action'"},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\","
-	 "\"throttle_ms\":-1}]}",
-	 "field 'triggers[1].throttle_ms': -1 is out of range [0, 4294967295]"},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\"},"
-	 "{\"id\":\"t\",\"event\":\"F\",\"action\":\"g\"}]}",
-	 "field 'triggers[2].id': \"t\" is used twice"},
-	{"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\","
-	 "\"when\":1}]}",
-	 "unknown field 'triggers[1].when'"},
-	{"{\"id\":\"a\"," HEAD ",\"limits\":{\"memory_mb\":0}}",
-	 "field 'limits.memory_mb': 0 is out of range [1, 4096]"},
-	{"{\"id\":\"a\"," HEAD ",\"limits\":{\"cpu\":1}}", "unknown field 'limits.cpu'"},
-	{"{\"id\":\"a\"," HEAD ",\"tick_ms\":\"50\"}", "field 'tick_ms': expected an integer"},
-	{"{\"id\":\"a\",\"id\":\"b\"," HEAD "}", NULL},
+    {"[1]", "manifest: expected a JSON object"},
+    {"{\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
+     "missing required field 'id'"},
+    {"{\"id\":\"a\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
+     "missing required field 'version'"},
+    {"{\"id\":\"a\",\"version\":\"1.0.0\",\"entry\":\"main.lua\"}",
+     "missing required field 'engine'"},
+    {"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"lua\"}", "missing required field 'entry'"},
+    {"{\"id\":\"Bad Id\"," HEAD "}",
+     "field 'id': expected [a-z0-9][a-z0-9._-]{0,63}, got \"Bad Id\""},
+    {"{\"id\":7," HEAD "}", "field 'id': expected a string"},
+    {"{\"id\":\"a\",\"version\":\"1.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"}",
+     "field 'version': expected MAJOR.MINOR.PATCH (digits only), got \"1.0\""},
+    {"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"js\",\"entry\":\"main.lua\"}",
+     "field 'engine': only \"lua\" is supported, got \"js\""},
+    {"{\"id\":\"a\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"../x.lua\"}",
+     "field 'entry': expected a relative path to a .lua file, got \"../x.lua\""},
+    {"{\"id\":\"a\"," HEAD ",\"apis\":\"ecs\"}", "field 'apis': expected an array of names"},
+    {"{\"id\":\"a\"," HEAD ",\"apis\":[\"ecs\",\"e-x\"]}",
+     "field 'apis[2]': expected an identifier"},
+    {"{\"id\":\"a\"," HEAD ",\"apis\":[\"ecs\",\"ecs\"]}",
+     "field 'apis[2]': 'ecs' is listed twice"},
+    {"{\"id\":\"a\"," HEAD ",\"colour\":1}", "unknown field 'colour'"},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"event\":\"E\",\"action\":\"f\"}]}",
+     "missing required field 'triggers[1].id'"},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"action\":\"f\"}]}",
+     "missing required field 'triggers[1].event'"},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"a*b\",\"action\":\"f\"}]}",
+     "field 'triggers[1].event': expected an event name or a pattern ending in '*', got "
+     "\"a*b\""},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\"}]}",
+     "missing required field 'triggers[1].action'"},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\","
+     "\"throttle_ms\":-1}]}",
+     "field 'triggers[1].throttle_ms': -1 is out of range [0, 4294967295]"},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\"},"
+     "{\"id\":\"t\",\"event\":\"F\",\"action\":\"g\"}]}",
+     "field 'triggers[2].id': \"t\" is used twice"},
+    {"{\"id\":\"a\"," HEAD ",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\","
+     "\"when\":1}]}",
+     "unknown field 'triggers[1].when'"},
+    {"{\"id\":\"a\"," HEAD ",\"limits\":{\"memory_mb\":0}}",
+     "field 'limits.memory_mb': 0 is out of range [1, 4096]"},
+    {"{\"id\":\"a\"," HEAD ",\"limits\":{\"cpu\":1}}", "unknown field 'limits.cpu'"},
+    {"{\"id\":\"a\"," HEAD ",\"tick_ms\":\"50\"}", "field 'tick_ms': expected an integer"},
+    {"{\"id\":\"a\",\"id\":\"b\"," HEAD "}", NULL},
 };
 
 Test(manifest, names_each_bad_field)

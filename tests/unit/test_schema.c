@@ -81,8 +81,8 @@ static void free_args(val_t **a, size_t n)
 Test(schema, shipped_policy_declares_the_example_apis)
 {
 	sch_schema *s = shipped();
-	const char *names[][2] = {{"ecs", "spawn"},   {"ecs", "openGate"},   {"ui", "broadcast"},
-				  {"ui", "tip"},      {"music", "play"},    {"quest", "progress"}};
+	const char *names[][2] = {{"ecs", "spawn"}, {"ecs", "openGate"}, {"ui", "broadcast"},
+				  {"ui", "tip"},    {"music", "play"},	 {"quest", "progress"}};
 
 	cr_assert_eq(s->n_apis, 4);
 	for (size_t i = 0; i < 6; i++) {
@@ -93,9 +93,7 @@ Test(schema, shipped_policy_declares_the_example_apis)
 		cr_assert_eq(sch_fn_find(a, names[i][1])->kind, SCH_EFFECT);
 	}
 	cr_assert_eq(sch_fn_find(sch_api_find(s, "ecs"), "spawn")->n_params, 2);
-	cr_assert_eq(sch_fn_find(sch_api_find(s, "quest"), "progress")
-			     ->params[2]
-			     .type->kind,
+	cr_assert_eq(sch_fn_find(sch_api_find(s, "quest"), "progress")->params[2].type->kind,
 		     SCH_INTEGER);
 	cr_assert_null(sch_api_find(s, "path"));
 	sch_free(s);
@@ -106,12 +104,12 @@ Test(schema, spawn_accepts_valid_calls)
 	sch_schema *s = shipped();
 	char err[256] = "";
 	val_t *a1[1] = {str("goblin")};
-	val_t *a2[2] = {str("goblin"),
-			rec("pos",
-			    rec("x", val_new_int(5), "y", val_new_float(0), "z", val_new_int(10), NULL),
-			    NULL)};
-	val_t *a3[2] = {str("ogre"), rec("pos", rec("x", val_new_int(20), "z", val_new_int(20),
-						     NULL), NULL)};
+	val_t *a2[2] = {
+	    str("goblin"),
+	    rec("pos", rec("x", val_new_int(5), "y", val_new_float(0), "z", val_new_int(10), NULL),
+		NULL)};
+	val_t *a3[2] = {str("ogre"),
+			rec("pos", rec("x", val_new_int(20), "z", val_new_int(20), NULL), NULL)};
 	val_t *a4[3] = {str("ogre"), val_new_nil(), val_new_nil()};
 
 	cr_assert_eq(call(s, "ecs", "spawn", a1, 1, err, sizeof(err)), 0, "%s", err);
@@ -136,38 +134,69 @@ Test(schema, each_violation_has_its_exact_message)
 {
 	sch_schema *s = shipped();
 	struct bad cases[] = {
-		{"ecs", "spawn", {val_new_int(5)}, 1,
-		 "ecs.spawn: argument #1 'kind' expected string, got number"},
-		{"ecs", "spawn", {NULL}, 0, "ecs.spawn: argument #1 'kind' expected string, got nil"},
-		{"ecs", "spawn", {str("g"), str("x")}, 2,
-		 "ecs.spawn: argument #2 'opts' expected record or nil, got string"},
-		{"ecs", "spawn", {str("g"), rec("pos", rec("x", val_new_int(1), NULL), NULL)}, 2,
-		 "ecs.spawn: argument #2 'opts.pos.z' expected number, got nil"},
-		{"ecs", "spawn",
-		 {str("g"),
-		  rec("pos", rec("x", str("1"), "z", val_new_int(1), NULL), NULL)},
-		 2, "ecs.spawn: argument #2 'opts.pos.x' expected number, got string"},
-		{"ecs", "spawn", {str("g"), rec("pso", val_new_int(1), NULL)}, 2,
-		 "ecs.spawn: argument #2 'opts' has unknown field 'pso'"},
-		{"ecs", "spawn", {str("g"), val_new_nil(), str("extra")}, 3,
-		 "ecs.spawn: expected at most 2 arguments, got 3"},
-		{"ecs", "openGate", {val_new_bool(1)}, 1,
-		 "ecs.openGate: argument #1 'gate' expected string, got boolean"},
-		{"ecs", "openGate", {val_new_bytes("\xff", 1)}, 1,
-		 "ecs.openGate: argument #1 'gate' expected string, got string (not valid UTF-8)"},
-		{"ui", "tip", {str("p1"), val_new_table()}, 2,
-		 "ui.tip: argument #2 'text' expected string, got table"},
-		{"quest", "progress", {str("p"), str("k"), val_new_float(1.5)}, 3,
-		 "quest.progress: argument #3 'delta' expected integer, got number (not an "
-		 "integral value)"},
-		{"quest", "progress", {str("p"), str("k"), str("1")}, 3,
-		 "quest.progress: argument #3 'delta' expected integer, got string"},
+	    {"ecs",
+	     "spawn",
+	     {val_new_int(5)},
+	     1,
+	     "ecs.spawn: argument #1 'kind' expected string, got number"},
+	    {"ecs", "spawn", {NULL}, 0, "ecs.spawn: argument #1 'kind' expected string, got nil"},
+	    {"ecs",
+	     "spawn",
+	     {str("g"), str("x")},
+	     2,
+	     "ecs.spawn: argument #2 'opts' expected record or nil, got string"},
+	    {"ecs",
+	     "spawn",
+	     {str("g"), rec("pos", rec("x", val_new_int(1), NULL), NULL)},
+	     2,
+	     "ecs.spawn: argument #2 'opts.pos.z' expected number, got nil"},
+	    {"ecs",
+	     "spawn",
+	     {str("g"), rec("pos", rec("x", str("1"), "z", val_new_int(1), NULL), NULL)},
+	     2,
+	     "ecs.spawn: argument #2 'opts.pos.x' expected number, got string"},
+	    {"ecs",
+	     "spawn",
+	     {str("g"), rec("pso", val_new_int(1), NULL)},
+	     2,
+	     "ecs.spawn: argument #2 'opts' has unknown field 'pso'"},
+	    {"ecs",
+	     "spawn",
+	     {str("g"), val_new_nil(), str("extra")},
+	     3,
+	     "ecs.spawn: expected at most 2 arguments, got 3"},
+	    {"ecs",
+	     "openGate",
+	     {val_new_bool(1)},
+	     1,
+	     "ecs.openGate: argument #1 'gate' expected string, got boolean"},
+	    {"ecs",
+	     "openGate",
+	     {val_new_bytes("\xff", 1)},
+	     1,
+	     "ecs.openGate: argument #1 'gate' expected string, got string (not valid UTF-8)"},
+	    {"ui",
+	     "tip",
+	     {str("p1"), val_new_table()},
+	     2,
+	     "ui.tip: argument #2 'text' expected string, got table"},
+	    {"quest",
+	     "progress",
+	     {str("p"), str("k"), val_new_float(1.5)},
+	     3,
+	     "quest.progress: argument #3 'delta' expected integer, got number (not an "
+	     "integral value)"},
+	    {"quest",
+	     "progress",
+	     {str("p"), str("k"), str("1")},
+	     3,
+	     "quest.progress: argument #3 'delta' expected integer, got string"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[256] = "";
-		int r = call(s, cases[i].api, cases[i].fn, cases[i].args, cases[i].n, err,
-			     sizeof(err));
+		int r =
+		    call(s, cases[i].api, cases[i].fn, cases[i].args, cases[i].n, err, sizeof(err));
 		cr_assert_eq(r, -EINVAL, "case %zu accepted", i);
 		cr_assert_str_eq(err, cases[i].msg, "case %zu: %s", i, err);
 		free_args(cases[i].args, cases[i].n);
@@ -189,14 +218,14 @@ Test(schema, integer_accepts_integral_float_and_converts)
 }
 
 static const char every_type[] =
-	"{\"version\":1,\"apis\":{\"t\":{\"class\":\"deterministic\",\"functions\":{"
-	"\"f\":{\"kind\":\"effect\",\"params\":["
-	"{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"i\",\"type\":\"integer\"},"
-	"{\"name\":\"n\",\"type\":\"number\"},{\"name\":\"b\",\"type\":\"boolean\"},"
-	"{\"name\":\"t\",\"type\":\"table\"},{\"name\":\"a\",\"type\":\"any\"},"
-	"{\"name\":\"l\",\"type\":{\"list\":\"integer\"}},"
-	"{\"name\":\"o\",\"type\":{\"optional\":\"string\"}}],\"variadic\":\"number\"},"
-	"\"q\":{\"kind\":\"query\",\"returns\":\"number\"}}}}}";
+    "{\"version\":1,\"apis\":{\"t\":{\"class\":\"deterministic\",\"functions\":{"
+    "\"f\":{\"kind\":\"effect\",\"params\":["
+    "{\"name\":\"s\",\"type\":\"string\"},{\"name\":\"i\",\"type\":\"integer\"},"
+    "{\"name\":\"n\",\"type\":\"number\"},{\"name\":\"b\",\"type\":\"boolean\"},"
+    "{\"name\":\"t\",\"type\":\"table\"},{\"name\":\"a\",\"type\":\"any\"},"
+    "{\"name\":\"l\",\"type\":{\"list\":\"integer\"}},"
+    "{\"name\":\"o\",\"type\":{\"optional\":\"string\"}}],\"variadic\":\"number\"},"
+    "\"q\":{\"kind\":\"query\",\"returns\":\"number\"}}}}}";
 
 static val_t *list3(int64_t a, int64_t b, val_t *c)
 {
@@ -213,14 +242,15 @@ Test(schema, every_type)
 	sch_schema *s = NULL;
 	char err[256] = "";
 	const sch_api *a;
-	val_t *ok[10] = {str("s"),	   val_new_int(1), val_new_float(2.5), val_new_bool(0),
-			 val_new_table(),  str("any"),	    list3(1, 2, val_new_int(3)),
-			 val_new_nil(),	   val_new_int(7), val_new_float(8.5)};
-	val_t *badl[7] = {str("s"),	   val_new_int(1), val_new_int(2), val_new_bool(1),
+	val_t *ok[10] = {
+	    str("s"),	     val_new_int(1),	val_new_float(2.5),	     val_new_bool(0),
+	    val_new_table(), str("any"),	list3(1, 2, val_new_int(3)), val_new_nil(),
+	    val_new_int(7),  val_new_float(8.5)};
+	val_t *badl[7] = {str("s"),	   val_new_int(1), val_new_int(2),	 val_new_bool(1),
 			  val_new_table(), val_new_nil(),  list3(1, 2, str("x"))};
-	val_t *badv[9] = {str("s"),	 val_new_int(1), val_new_int(2), val_new_bool(1),
-			  val_new_table(), str("a"),	  val_new_table(), str("o"),
-			  val_new_bool(1)};
+	val_t *badv[9] = {str("s"),	   val_new_int(1),  val_new_int(2),
+			  val_new_bool(1), val_new_table(), str("a"),
+			  val_new_table(), str("o"),	    val_new_bool(1)};
 
 	cr_assert_eq(sch_parse(every_type, strlen(every_type), &s, err, sizeof(err)), 0, "%s", err);
 	a = sch_api_find(s, "t");
@@ -250,32 +280,32 @@ struct bad_schema {
 Test(schema, bad_schemas_are_named)
 {
 	static const struct bad_schema cases[] = {
-		{"{\"version\":2,\"apis\":{}}", "version: expected 1"},
-		{"{\"version\":1}", "apis: expected an object"},
-		{"{\"version\":1,\"apis\":{\"state\":{\"class\":\"deterministic\","
-		 "\"functions\":{}}}}",
-		 "apis.state: \"state\" is reserved for a built-in module"},
-		{"{\"version\":1,\"apis\":{\"x\":{\"class\":\"pure\",\"functions\":{}}}}",
-		 "apis.x.class: expected \"deterministic\", \"nondeterministic\" or \"io\""},
-		{"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
-		 "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":\"strng\"}]}}}}}",
-		 "apis.x.functions.f.params[1].type: unknown type \"strng\""},
-		{"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
-		 "{\"kind\":\"call\"}}}}}",
-		 "apis.x.functions.f.kind: expected \"effect\" or \"query\""},
-		{"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
-		 "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":{\"set\":\"x\"}}]}}}}}",
-		 "apis.x.functions.f.params[1].type: unknown compound type \"set\""},
-		{"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
-		 "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":\"string\","
-		 "\"optional\":true},{\"name\":\"b\",\"type\":\"string\"}]}}}}}",
-		 "apis.x.functions.f.params[2]: a required parameter cannot follow an optional "
-		 "one"},
-		{"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
-		 "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":{\"record\":"
-		 "{\"p\":{\"list\":7}}}}]}}}}}",
-		 "apis.x.functions.f.params[1].type.record.p.list: expected a type name or a "
-		 "compound type"},
+	    {"{\"version\":2,\"apis\":{}}", "version: expected 1"},
+	    {"{\"version\":1}", "apis: expected an object"},
+	    {"{\"version\":1,\"apis\":{\"state\":{\"class\":\"deterministic\","
+	     "\"functions\":{}}}}",
+	     "apis.state: \"state\" is reserved for a built-in module"},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"pure\",\"functions\":{}}}}",
+	     "apis.x.class: expected \"deterministic\", \"nondeterministic\" or \"io\""},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":\"strng\"}]}}}}}",
+	     "apis.x.functions.f.params[1].type: unknown type \"strng\""},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"call\"}}}}}",
+	     "apis.x.functions.f.kind: expected \"effect\" or \"query\""},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":{\"set\":\"x\"}}]}}}}}",
+	     "apis.x.functions.f.params[1].type: unknown compound type \"set\""},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":\"string\","
+	     "\"optional\":true},{\"name\":\"b\",\"type\":\"string\"}]}}}}}",
+	     "apis.x.functions.f.params[2]: a required parameter cannot follow an optional "
+	     "one"},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":{\"record\":"
+	     "{\"p\":{\"list\":7}}}}]}}}}}",
+	     "apis.x.functions.f.params[1].type.record.p.list: expected a type name or a "
+	     "compound type"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

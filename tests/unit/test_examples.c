@@ -1,0 +1,262 @@
+/*
+ * test_examples — the two example packs, loaded from examples/packs/ on disk
+ * with the shipped policy/host_api.json, produce their exact effect
+ * sequences (seed 42, tick_ms 50). Run from the repository root.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "common/val.h"
+#include "worker/engine.h"
+
+#define OK MOONPEN__V1__STATUS__CODE__OK
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+
+	cr_assert_not_null(f, "cannot open %s (run from the repository root)", path);
+	buf = malloc(1 << 20);
+	cr_assert_not_null(buf);
+	*len = fread(buf, 1, (1 << 20) - 1, f);
+	buf[*len] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void out_free(eng_out *o)
+{
+	if (o->status)
+		protobuf_c_message_free_unpacked(&o->status->base, NULL);
+	if (o->result)
+		protobuf_c_message_free_unpacked(&o->result->base, NULL);
+	o->status = NULL;
+	o->result = NULL;
+}
+
+/* Creates an instance of examples/packs/<pack> with seed 42, tick_ms 50. */
+static eng *load_pack(const char *pack)
+{
+	Moonpen__Worker__V1__Init init = MOONPEN__WORKER__V1__INIT__INIT;
+	Moonpen__Worker__V1__PackFile f = MOONPEN__WORKER__V1__PACK_FILE__INIT;
+	Moonpen__Worker__V1__PackFile *files[1] = {&f};
+	char path[256];
+	size_t mlen, llen, slen;
+	char *manifest, *lua, *schema = slurp("policy/host_api.json", &slen);
+	eng_out o = {0};
+	eng *e = NULL;
+
+	snprintf(path, sizeof(path), "examples/packs/%s/manifest.json", pack);
+	manifest = slurp(path, &mlen);
+	snprintf(path, sizeof(path), "examples/packs/%s/main.lua", pack);
+	lua = slurp(path, &llen);
+	init.instance_id = "example-1";
+	init.pack_id = (char *)pack;
+	init.pack_version = "1.0.0";
+	init.manifest_json = (ProtobufCBinaryData){mlen, (uint8_t *)manifest};
+	f.path = "main.lua";
+	f.data = (ProtobufCBinaryData){llen, (uint8_t *)lua};
+	init.n_files = 1;
+	init.files = files;
+	init.host_api_json = (ProtobufCBinaryData){slen, (uint8_t *)schema};
+	init.seed = 42;
+	init.tick_ms = 50;
+	cr_assert_eq(eng_create(&init, &e, &o), 0);
+	cr_assert_eq(o.status->code, OK, "%s: %s", pack, o.status->message);
+	cr_assert_not_null(e);
+	cr_assert_eq(o.result->n_effects, 0); /* on_init only sets state and timers */
+	out_free(&o);
+	free(manifest);
+	free(lua);
+	free(schema);
+	return e;
+}
+
+static void fmt_val(const val_t *v, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	switch (v ? v->kind_case : MOONPEN__V1__VALUE__KIND__NOT_SET) {
+	case MOONPEN__V1__VALUE__KIND_INT_VALUE:
+		snprintf(buf, len, "%lld", (long long)v->int_value);
+		return;
+	case MOONPEN__V1__VALUE__KIND_FLOAT_VALUE:
+		snprintf(buf, len, "%.17g", v->float_value);
+		return;
+	case MOONPEN__V1__VALUE__KIND_STRING_VALUE:
+		snprintf(buf, len, "\"%s\"", v->string_value);
+		return;
+	case MOONPEN__V1__VALUE__KIND_TABLE_VALUE:
+		break;
+	default:
+		snprintf(buf, len, "?");
+		return;
+	}
+	n += (size_t)snprintf(buf, len, "{");
+	for (size_t i = 0; i < v->table_value->n_map && n < len; i++) {
+		char item[256];
+		fmt_val(v->table_value->map[i]->value, item, sizeof(item));
+		n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", i ? "," : "",
+				      v->table_value->map[i]->key->string_value, item);
+	}
+	if (n < len)
+		snprintf(buf + n, len - n, "}");
+}
+
+static void expect_effects(const eng_out *o, const char *const *want, size_t n)
+{
+	cr_assert_eq(o->status->code, OK, "%s", o->status->message);
+	for (size_t i = 0; i < n && i < o->result->n_effects; i++) {
+		const Moonpen__V1__Effect *ef = o->result->effects[i];
+		char got[512];
+		size_t k = (size_t)snprintf(got, sizeof(got), "%s.%s(", ef->api, ef->fn);
+		for (size_t j = 0; j < ef->n_args; j++) {
+			char item[256];
+			fmt_val(ef->args[j], item, sizeof(item));
+			k += (size_t)snprintf(got + k, sizeof(got) - k, "%s%s", j ? "," : "", item);
+		}
+		snprintf(got + k, sizeof(got) - k, ") @%s", ef->trigger_id);
+		cr_expect_str_eq(got, want[i], "effect %zu: got %s", i, got);
+	}
+	cr_assert_eq(o->result->n_effects, n, "got %zu effects, want %zu", o->result->n_effects, n);
+}
+
+static void event(eng *e, const char *name, const char *key, val_t *v, eng_out *o)
+{
+	Moonpen__V1__SendEvent m = MOONPEN__V1__SEND_EVENT__INIT;
+	val_t *payload = NULL;
+
+	if (key != NULL) {
+		payload = val_new_table();
+		cr_assert_eq(val_table_set(payload, val_new_string(key, strlen(key)), v), 0);
+	}
+	m.name = (char *)name;
+	m.payload = payload;
+	cr_assert_eq(eng_event(e, &m, o), 0);
+	val_free(payload);
+}
+
+static val_t *s(const char *x)
+{
+	return val_new_string(x, strlen(x));
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const tip[] = {
+    "ui.tip(\"p1\",\"Defeat more waves to open the gate.\") @ev:OnLeverSwitch",
+};
+
+#define GOBLINS                                                                                    \
+	"ecs.spawn(\"goblin\",{pos={x=5,y=0,z=10}}) @timer:spawn_wave",                            \
+	    "ecs.spawn(\"goblin\",{pos={x=10,y=0,z=10}}) @timer:spawn_wave",                       \
+	    "ecs.spawn(\"goblin\",{pos={x=15,y=0,z=10}}) @timer:spawn_wave",                       \
+	    "ecs.spawn(\"goblin\",{pos={x=20,y=0,z=10}}) @timer:spawn_wave",                       \
+	    "ecs.spawn(\"goblin\",{pos={x=25,y=0,z=10}}) @timer:spawn_wave"
+
+static const char *const wave1[] = {
+    "ui.broadcast(\"Wave 1 incoming\") @timer:spawn_wave",
+    GOBLINS,
+};
+
+static const char *const waves23[] = {
+    "ui.broadcast(\"Wave 2 incoming\") @timer:spawn_wave",     GOBLINS,
+    "ui.broadcast(\"Wave 3 incoming\") @timer:spawn_wave",     GOBLINS,
+    "ecs.spawn(\"ogre\",{pos={x=20,z=20}}) @timer:spawn_wave",
+};
+
+static const char *const waves123[] = {
+    "ui.broadcast(\"Wave 1 incoming\") @timer:spawn_wave",     GOBLINS,
+    "ui.broadcast(\"Wave 2 incoming\") @timer:spawn_wave",     GOBLINS,
+    "ui.broadcast(\"Wave 3 incoming\") @timer:spawn_wave",     GOBLINS,
+    "ecs.spawn(\"ogre\",{pos={x=20,z=20}}) @timer:spawn_wave",
+};
+
+static const char *const gate[] = {"ecs.openGate(\"east\") @ev:OnLeverSwitch"};
+static const char *const greet[] = {
+    "ui.broadcast(\"The ogre lord awaits 2 challengers\") @boss-room-greeting",
+};
+
+Test(examples, dungeon_forest)
+{
+	eng *e = load_pack("dungeon-forest"), *b = load_pack("dungeon-forest");
+	eng_out o = {0};
+
+	event(e, "OnLeverSwitch", "player", s("p1"), &o);
+	expect_effects(&o, tip, N(tip));
+	out_free(&o);
+	cr_assert_eq(eng_tick(e, 99, &o), 0); /* the first wave is due at tick 100 (5000 ms) */
+	expect_effects(&o, NULL, 0);
+	out_free(&o);
+	cr_assert_eq(eng_tick(e, 1, &o), 0);
+	expect_effects(&o, wave1, N(wave1));
+	cr_assert_eq(o.result->tick, 100);
+	out_free(&o);
+	event(e, "OnLeverSwitch", "player", s("p1"), &o); /* wave 1 < 2: still a tip */
+	expect_effects(&o, tip, N(tip));
+	out_free(&o);
+	cr_assert_eq(eng_tick(e, 200, &o), 0);
+	expect_effects(&o, waves23, N(waves23));
+	cr_assert_eq(o.result->tick, 300);
+	out_free(&o);
+	event(e, "OnLeverSwitch", "player", s("p1"), &o);
+	expect_effects(&o, gate, N(gate));
+	out_free(&o);
+	/* the manifest trigger: a full party, throttled to once per 10 s */
+	event(e, "OnAreaEnter:boss_room", "players", val_new_int(1), &o);
+	expect_effects(&o, NULL, 0);
+	out_free(&o);
+	event(e, "OnAreaEnter:boss_room", "players", val_new_int(2), &o);
+	expect_effects(&o, greet, N(greet));
+	out_free(&o);
+	event(e, "OnAreaEnter:boss_room", "players", val_new_int(2), &o);
+	expect_effects(&o, NULL, 0);
+	out_free(&o);
+	/* the same 300 ticks in one input give the same waves and the same state */
+	cr_assert_eq(eng_tick(b, 300, &o), 0);
+	expect_effects(&o, waves123, N(waves123));
+	out_free(&o);
+	{
+		uint8_t ha[32], hb[32];
+		eng_state_hash(e, ha);
+		eng_state_hash(b, hb);
+		cr_assert_eq(memcmp(ha, hb, 32), 0);
+	}
+	eng_free(e);
+	eng_free(b);
+}
+
+static const char *const key1[] = {"ui.broadcast(\"Keys: 1/3\") @ev:OnPickup:key"};
+static const char *const key2[] = {"ui.broadcast(\"Keys: 2/3\") @ev:OnPickup:key"};
+static const char *const key3[] = {
+    "ui.broadcast(\"Keys: 3/3\") @ev:OnPickup:key",
+    "ecs.spawn(\"boss_ogre\",{pos={x=12,z=8}}) @ev:OnPickup:key",
+    "music.play(\"boss_theme\") @ev:OnPickup:key",
+};
+
+Test(examples, key_collection)
+{
+	eng *e = load_pack("key-collection"), *b = load_pack("key-collection");
+	const char *const *want[] = {key1, key2, key3};
+	size_t nwant[] = {1, 1, 3};
+	eng_out o = {0}, ob = {0};
+
+	event(e, "OnPickup:coin", "player", s("p1"), &o);
+	expect_effects(&o, NULL, 0);
+	out_free(&o);
+	for (int i = 0; i < 3; i++) {
+		event(e, "OnPickup:key", "player", s("p1"), &o);
+		expect_effects(&o, want[i], nwant[i]);
+		event(b, "OnPickup:key", "player", s("p1"), &ob);
+		cr_assert_eq(memcmp(o.result->state_hash.data, ob.result->state_hash.data, 32), 0);
+		out_free(&o);
+		out_free(&ob);
+	}
+	eng_free(e);
+	eng_free(b);
+}

@@ -1,0 +1,64 @@
+/*
+ * confine — the worker confines itself (runs in moonpen-worker, once, after
+ * it dialled the supervisor's channel and before it reads any byte from it).
+ * Trusts nothing that comes later: every step fails hard, and a worker whose
+ * confinement failed must exit without running a script.
+ *
+ * wrk_confine() runs these steps, in this order:
+ *  1. no_new_privs  prctl(PR_SET_NO_NEW_PRIVS): nothing this process execs can
+ *                   gain privileges (setuid bits and file capabilities are
+ *                   ignored), and step 3 may load a filter without
+ *                   CAP_SYS_ADMIN. Must precede 3.
+ *  2. caps_dropped  ambient set cleared, bounding set dropped when we hold
+ *                   CAP_SETPCAP (it only matters for exec, which step 3 forbids),
+ *                   then effective, permitted and inheritable sets zeroed with
+ *                   capset and checked with capget. The worker runs as root in
+ *                   tests; as another user it holds nothing and this is a check.
+ *  3. seccomp       the allowlist of policy/seccomp.allow, through libseccomp:
+ *                   a. the syscall name table for the SIGSYS report is filled
+ *                      (static memory: the handler may not allocate);
+ *                   b. the SIGSYS handler is installed (before the filter, which
+ *                      forbids installing it later);
+ *                   c. the filter: architecture check first (any ABI other than
+ *                      the native one kills the process), the rules with their
+ *                      argument filters, default action SIGSYS trap; loaded on
+ *                      every thread at once (TSYNC: NNG's threads already run).
+ *                   A forbidden call never runs: the handler writes
+ *                   "seccomp: forbidden syscall NAME (NR)\n" to fd 2, then calls
+ *                   the policy's tripwire, which the kernel answers by killing
+ *                   the whole process with SIGSYS (docs/security.md).
+ */
+#ifndef MOONPEN_WRK_CONFINE_H
+#define MOONPEN_WRK_CONFINE_H
+
+#define WRK_CONFINE_MAX_LAYERS 8
+#define WRK_CONFINE_REASON_LEN 128
+
+/* What wrk_confine() did. layers[] names the layers in force ("no_new_privs",
+ * "caps_dropped", "seccomp"), static strings; missing[] holds
+ * "layer: reason" for each layer that could not be applied but is not fatal;
+ * error says which step failed and why when wrk_confine() returned < 0. The
+ * worker copies layers and missing into its Hello. */
+typedef struct wrk_confine_report {
+	const char *layers[WRK_CONFINE_MAX_LAYERS];
+	unsigned n_layers;
+	char missing[WRK_CONFINE_MAX_LAYERS][WRK_CONFINE_REASON_LEN];
+	unsigned n_missing;
+	char error[WRK_CONFINE_REASON_LEN];
+	unsigned rules;    /* allowlist rules loaded */
+	unsigned syscalls; /* distinct syscalls they name */
+} wrk_confine_report;
+
+/* Runs steps 1-3 above on the calling process (all its threads). Call it once,
+ * after the channel is dialled and before any message is read. Returns 0 when
+ * every step is in force, or a negative errno-style code with rep->error set
+ * ("seccomp_load: Invalid argument"); the caller must then exit. The process
+ * may be partly confined after a failure. rep must not be NULL. */
+int wrk_confine(wrk_confine_report *rep) __attribute__((warn_unused_result));
+
+/* Name of syscall nr on this architecture from the table that wrk_confine()
+ * filled ("openat"), or NULL before wrk_confine() or for an unknown number.
+ * Static storage. */
+const char *wrk_confine_syscall_name(long nr);
+
+#endif
