@@ -27,7 +27,7 @@ LDLIBS_LUA := $(LUA_A) -lm -ldl
 
 PROTOS := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
-GEN_H := $(GEN_C:.c=.h) $(BUILD)/gen/seccomp_allow.h
+GEN_H := $(GEN_C:.c=.h)
 
 COMMON_SRC := $(wildcard common/*.c)
 ENGINE_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
@@ -81,6 +81,9 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS) | deps-chec
 $(BUILD)/gen/seccomp_allow.h: policy/seccomp.allow policy/gen-seccomp.awk
 	@mkdir -p $(BUILD)/gen
 	awk -f policy/gen-seccomp.awk policy/seccomp.allow > $@.tmp && mv $@.tmp $@
+
+# Only the worker's confinement reads the generated seccomp table.
+$(BUILD)/obj/worker/confine.o: $(BUILD)/gen/seccomp_allow.h
 
 # ---- objects and archives ---------------------------------------------------
 $(BUILD)/obj/%.o: %.c $(GEN_H) | deps-check

@@ -25,7 +25,7 @@ int lv_push(lua_State *L, const val_t *v, unsigned max_depth) __attribute__((war
  * bytewise, then booleans). Returns 0, -EINVAL with err naming what (cycle,
  * depth, function, userdata, thread, NaN key) and where, or -ENOMEM. */
 int lv_to_val(lua_State *L, int idx, unsigned max_depth, val_t **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* lv_to_val, with the error path starting at root ("payload" gives
  * "payload.items[3]: cannot convert a function"; lv_to_val gives

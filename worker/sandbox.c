@@ -53,17 +53,18 @@ static int sb_rawset(lua_State *L);
 static int sb_require(lua_State *L);
 static int sb_setmetatable(lua_State *L);
 static int sb_tostring(lua_State *L);
+static int sb_xpcall(lua_State *L);
 
 #include "policy/lua_allow.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define HOOK_FULL (LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT)
-#define COUNT_STEP 1000     /* instructions between two count hooks */
-#define MSG_MAX 4096        /* longest error message kept */
-#define TB_MAX 8192         /* longest traceback kept */
-#define TB_LEVELS1 10       /* traceback: first levels shown ... */
-#define TB_LEVELS2 11       /* ... and last levels shown */
-#define MODNAME_MAX 128     /* longest module name require() accepts */
+#define COUNT_STEP 1000 /* instructions between two count hooks */
+#define MSG_MAX 4096	/* longest error message kept */
+#define TB_MAX 8192	/* longest traceback kept */
+#define TB_LEVELS1 10	/* traceback: first levels shown ... */
+#define TB_LEVELS2 11	/* ... and last levels shown */
+#define MODNAME_MAX 128 /* longest module name require() accepts */
 
 enum trip { TRIP_NONE, TRIP_TIMEOUT, TRIP_BUDGET, TRIP_MEMORY, TRIP_CLOSING };
 
@@ -75,9 +76,8 @@ struct sbx {
 	 * the SIGALRM handler on this thread. */
 	volatile sig_atomic_t tripped;
 	volatile sig_atomic_t mem_refused; /* a growth was refused, no growth since */
-	lua_State *volatile running;       /* the thread running Lua now */
+	lua_State *volatile running;	   /* the thread running Lua now */
 	int in_window;
-	int depth; /* nested sbx_pcall */
 	uint64_t window_ms;
 	uint64_t instr;
 	int step;
@@ -121,6 +121,7 @@ lua_State *sbx_L(sbx *s)
 /* ========================================================================== */
 
 static int sbx_msgh(lua_State *L);
+static int xpcall_msgh(lua_State *L);
 static void sbx_hook(lua_State *L, lua_Debug *ar);
 
 /* Sets T's hook to what the window needs now: full when tripped (or a memory
@@ -176,7 +177,9 @@ static int in_msgh(lua_State *L, lua_Debug *ar)
 	if (ar->event == LUA_HOOKCOUNT || ar->event == LUA_HOOKLINE)
 		return 0;
 	if (lua_getinfo(L, "f", ar)) {
-		r = lua_tocfunction(L, -1) == sbx_msgh;
+		lua_CFunction f = lua_tocfunction(L, -1);
+
+		r = f == sbx_msgh || f == xpcall_msgh;
 		lua_pop(L, 1);
 	}
 	return r;
@@ -186,8 +189,7 @@ static void sbx_hook(lua_State *L, lua_Debug *ar)
 {
 	sbx *s = sbx_of(L);
 
-	if (ar->event == LUA_HOOKCOUNT && !s->tripped && s->in_window &&
-	    s->lim.instructions > 0) {
+	if (ar->event == LUA_HOOKCOUNT && !s->tripped && s->in_window && s->lim.instructions > 0) {
 		s->instr += (uint64_t)s->step;
 		if (s->instr > s->lim.instructions)
 			trip(s, TRIP_BUDGET);
@@ -1104,6 +1106,46 @@ static int sb_setmetatable(lua_State *L)
 	return 1;
 }
 
+/* The message handler xpcall really installs (upvalue 1: the script's). An
+ * error raised by the budget hook reaches the handler while the hook is still
+ * running, with hooks disabled: a looping handler could never be stopped, so
+ * once the window has tripped the script's handler is not called. */
+static int xpcall_msgh(lua_State *L)
+{
+	if (sbx_of(L)->tripped)
+		return 1;
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
+}
+
+/* lbaselib.c's finishpcall */
+static int xpcall_done(lua_State *L, int status, lua_KContext extra)
+{
+	if (status != LUA_OK && status != LUA_YIELD) {
+		lua_pushboolean(L, 0);
+		lua_pushvalue(L, -2);
+		return 2;
+	}
+	return lua_gettop(L) - (int)extra;
+}
+
+static int sb_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L), st;
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushvalue(L, 2);
+	lua_pushcclosure(L, xpcall_msgh, 1);
+	lua_replace(L, 2);
+	lua_pushboolean(L, 1);
+	lua_pushvalue(L, 1);
+	lua_rotate(L, 3, 2);
+	st = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, xpcall_done);
+	return xpcall_done(L, st, 2);
+}
+
 /* ========================================================================== */
 /* Read-only tables and locked globals                                        */
 /* ========================================================================== */
@@ -1283,8 +1325,11 @@ static void open_base(lua_State *L)
 static int sbx_init(lua_State *L)
 {
 	static const char *const trip_msgs[] = {
-		"error", "deadline exceeded", "instruction budget exceeded",
-		"memory limit exceeded", "state closing",
+	    "error",
+	    "deadline exceeded",
+	    "instruction budget exceeded",
+	    "memory limit exceeded",
+	    "state closing",
 	};
 	size_t i;
 
@@ -1315,9 +1360,8 @@ sbx *sbx_new(const sbx_limits *lim, char *err, size_t errlen)
 		return NULL;
 	}
 	s->lim = *lim;
-	s->step = lim->instructions > 0 && lim->instructions < COUNT_STEP
-			  ? (int)lim->instructions
-			  : COUNT_STEP;
+	s->step = lim->instructions > 0 && lim->instructions < COUNT_STEP ? (int)lim->instructions
+									  : COUNT_STEP;
 	s->L = lua_newstate(sbx_alloc, s);
 	if (s->L == NULL) {
 		snprintf(err, errlen, "sandbox: cannot create a Lua state in %llu bytes",
@@ -1327,7 +1371,8 @@ sbx *sbx_new(const sbx_limits *lim, char *err, size_t errlen)
 	lua_pushcfunction(s->L, sbx_init);
 	if (lua_pcall(s->L, 0, 0, 0) != LUA_OK) {
 		snprintf(err, errlen, "sandbox: %s",
-			 lua_type(s->L, -1) == LUA_TSTRING ? lua_tostring(s->L, -1) : "init failed");
+			 lua_type(s->L, -1) == LUA_TSTRING ? lua_tostring(s->L, -1)
+							   : "init failed");
 		goto fail;
 	}
 	if (lim->deadline_ms > 0 && (r = timer_setup(s)) < 0) {
@@ -1369,8 +1414,7 @@ void sbx_set_lookup(sbx *s, sbx_lookup_fn fn, void *ud)
 	s->lookup_ud = ud;
 }
 
-int sbx_load(sbx *s, const char *chunk, size_t len, const char *chunkname, char *err,
-	     size_t errlen)
+int sbx_load(sbx *s, const char *chunk, size_t len, const char *chunkname, char *err, size_t errlen)
 {
 	char name[256];
 	int st;
@@ -1378,8 +1422,8 @@ int sbx_load(sbx *s, const char *chunk, size_t len, const char *chunkname, char 
 	/* "main.lua" reads as "main.lua:3:" in messages, not [string "main.lua"] */
 	if (chunkname == NULL)
 		chunkname = "=chunk";
-	snprintf(name, sizeof(name), "%s%s",
-		 chunkname[0] == '@' || chunkname[0] == '=' ? "" : "@", chunkname);
+	snprintf(name, sizeof(name), "%s%s", chunkname[0] == '@' || chunkname[0] == '=' ? "" : "@",
+		 chunkname);
 	if (!lua_checkstack(s->L, 1)) {
 		snprintf(err, errlen, "%s: out of memory", chunkname);
 		return -ENOMEM;
@@ -1617,10 +1661,8 @@ int sbx_pcall(sbx *s, lua_State *T, int nargs, int nresults, sbx_err *err)
 	lua_pushcfunction(T, sbx_msgh);
 	lua_insert(T, base);
 	s->running = T;
-	s->depth++;
 	hook_sync(s, T);
 	st = lua_pcall(T, nargs, nresults, base);
-	s->depth--;
 	s->running = prev;
 	if (st == LUA_OK) {
 		lua_remove(T, base);
@@ -1636,6 +1678,26 @@ int sbx_call(sbx *s, int nargs, int nresults, sbx_err *err)
 	return sbx_pcall(s, s->L, nargs, nresults, err);
 }
 
+/* The message of an error left on a dead coroutine, without running any
+ * Lua code (the coroutine cannot run it, and we may be unprotected). */
+static char *co_error_text(lua_State *co)
+{
+	char buf[64];
+	size_t len;
+	const char *m;
+
+	switch (lua_type(co, -1)) {
+	case LUA_TSTRING:
+		m = lua_tolstring(co, -1, &len);
+		return strndup_cap(m, len);
+	case LUA_TNUMBER:
+		return number_text(co, -1);
+	default:
+		snprintf(buf, sizeof(buf), "(error object is a %s value)", luaL_typename(co, -1));
+		return strdup(buf);
+	}
+}
+
 int sbx_resume(sbx *s, lua_State *from, lua_State *co, int nargs, int *nres, sbx_err *err)
 {
 	lua_State *prev = s->running;
@@ -1647,33 +1709,14 @@ int sbx_resume(sbx *s, lua_State *from, lua_State *co, int nargs, int *nres, sbx
 		trip_err(s, err);
 		return -1;
 	}
-	s->depth++;
 	st = resume_tracked(s, from, co, nargs, nres);
-	s->depth--;
 	s->running = prev;
 	if (st == LUA_OK || st == LUA_YIELD)
 		return st == LUA_YIELD ? 1 : 0;
 	free(s->eh_msg);
 	free(s->eh_tb);
-	s->eh_msg = NULL;
+	s->eh_msg = !s->tripped && st != LUA_ERRMEM ? co_error_text(co) : NULL;
 	s->eh_tb = traceback(co, 0);
-	if (!s->tripped && st != LUA_ERRMEM) {
-		int t = lua_type(co, -1);
-		char buf[64];
-
-		if (t == LUA_TSTRING) {
-			size_t len;
-			const char *m = lua_tolstring(co, -1, &len);
-
-			s->eh_msg = strndup_cap(m, len);
-		} else if (t == LUA_TNUMBER) {
-			s->eh_msg = number_text(co, -1);
-		} else {
-			snprintf(buf, sizeof(buf), "(error object is a %s value)",
-				 lua_typename(co, t));
-			s->eh_msg = strdup(buf);
-		}
-	}
 	fill_err(s, NULL, st, err);
 	return -1;
 }

@@ -4,6 +4,23 @@
  * table, never luaL_openlibs), text-only loading, a capped allocator, budgets
  * (soft wall deadline, optional instruction count) whose errors pcall cannot
  * swallow, deterministic pairs/next, tostring without addresses.
+ *
+ * Budgets: the deadline costs nothing while it has not passed (a timer arms
+ * the hook when it does); an instruction budget adds a count hook, which
+ * measured 1.5-2.3x slower on CPU-bound scripts. Once tripped, the hook raises
+ * again at every instruction, call and return until the call returns to the
+ * host: pcall, xpcall handlers, coroutines, __close and sort comparators
+ * cannot keep running. __gc metamethods are refused (Lua runs finalizers with
+ * hooks off). C code that runs long without calling Lua (string.rep, pattern
+ * backtracking, table.concat) is out of any hook's reach: the memory cap stops
+ * what allocates, the supervisor's watchdog (SIGKILL) the rest.
+ *
+ * Iteration order is canonical (see sbx_key below): numbers ascending, then
+ * strings bytewise, then false, true; other key types make pairs/next raise.
+ *
+ * System calls this needs after confinement: timer_create, timer_settime,
+ * timer_delete, rt_sigaction, rt_sigprocmask, rt_sigreturn, gettid,
+ * clock_gettime (CLOCK_THREAD_CPUTIME_ID).
  */
 #ifndef MOONPEN_SANDBOX_H
 #define MOONPEN_SANDBOX_H
@@ -18,8 +35,8 @@
 typedef struct sbx sbx;
 
 typedef struct sbx_limits {
-	uint64_t mem_bytes;    /* Lua heap cap (allocator refuses past it) */
-	uint32_t deadline_ms;  /* soft wall deadline per budget window */
+	uint64_t mem_bytes;    /* Lua heap cap (allocator refuses past it); 0: none */
+	uint32_t deadline_ms;  /* soft wall deadline per budget window; 0: none */
 	uint64_t instructions; /* 0: none (no count hook, full speed) */
 } sbx_limits;
 
@@ -32,29 +49,46 @@ typedef struct sbx_err {
 	char *traceback;
 } sbx_err;
 
-/* A new state with the safe libraries and a locked global table. The RNG of
- * math.random is the instance RNG owned by the engine: the engine rebinds it
- * after creation. Returns NULL (with err filled) on failure. Free with sbx_free. */
+/* A new state with the safe libraries (policy/lua_allow.h) and read-only
+ * library tables; the global table itself is locked by sbx_freeze_globals.
+ * math.random / math.randomseed do not exist: the engine installs its own,
+ * bound to the instance RNG, in the table sbx_push_lib(s, "math") pushes (the
+ * "math" global is a read-only proxy, assigning through it raises). The
+ * deadline timer targets the calling thread: run the state's budget windows on
+ * the thread that created it (another thread works, at the cost of a new
+ * timer). Returns NULL (with err filled) on failure. Free with sbx_free. */
 sbx *sbx_new(const sbx_limits *lim, char *err, size_t errlen);
+/* Closes the state (pending __close methods are interrupted at once). NULL is fine. */
 void sbx_free(sbx *s);
 lua_State *sbx_L(sbx *s);
 
 /* Compiles a text chunk (binary chunks are refused) and pushes the function.
- * Its _ENV is the sandbox's global table. Returns 0, or -EINVAL with the
- * syntax error in err. */
-int sbx_load(sbx *s, const char *chunk, size_t len, const char *chunkname, char *err,
-	     size_t errlen) __attribute__((warn_unused_result));
+ * Its _ENV is the sandbox's global table. A chunkname without '@' or '=' gets
+ * an '@', so that messages read "main.lua:3: ...". Returns 0, or -EINVAL with
+ * the syntax error in err, or -ENOMEM (memory cap). Raises nothing. */
+int sbx_load(sbx *s, const char *chunk, size_t len, const char *chunkname, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Starts a budget window (one input): arms the deadline timer for
- * deadline_ms * scale and resets the instruction counter. */
+ * deadline_ms * scale (scale 0 counts as 1), resets the instruction counter
+ * and the tripped state. One window per thread at a time. */
 void sbx_budget_begin(sbx *s, uint32_t scale);
-/* Ends the window: disarms the timer and the hook. */
+/* Ends the window: disarms the timer and the hook, clears the tripped state,
+ * and after a memory trip runs a full collection so the next window starts
+ * with the garbage gone. */
 void sbx_budget_end(sbx *s);
 
 /* Calls the function under nargs arguments at the top of the stack, inside the
  * current budget window, with a traceback handler. Returns 0 on success (results
- * pushed as lua_pcall would), or -1 with *err filled and nothing pushed. Once a
- * budget trips, every later sbx_call in the same window fails the same way. */
+ * pushed as lua_pcall would), or -1 with *err filled and the function and its
+ * arguments popped. Codes: TIMEOUT ("deadline of 50 ms exceeded"),
+ * BUDGET_EXCEEDED ("instruction budget of N exceeded"), MEMORY_LIMIT ("memory
+ * limit of N bytes exceeded"), otherwise SCRIPT_ERROR with the error message
+ * (non-string error objects through a __tostring run protected, else "(error
+ * object is a table value)"). The traceback is that of the failing point.
+ * Once a budget trips, every later sbx_call in the same window fails the same
+ * way. Outside a window there is no deadline or instruction budget; the memory
+ * cap always holds. Raises nothing. */
 int sbx_call(sbx *s, int nargs, int nresults, sbx_err *err);
 void sbx_err_clear(sbx_err *err);
 
@@ -70,8 +104,12 @@ uint64_t sbx_cpu_us(const sbx *s);
 typedef const char *(*sbx_lookup_fn)(void *ud, const char *path, size_t *len);
 void sbx_set_lookup(sbx *s, sbx_lookup_fn fn, void *ud);
 
-/* Makes the global table read-only for scripts (new globals raise an error
- * naming the variable). Called by the engine once the entry chunk has run. */
+/* Locks the global table: creating a global raises "assignment to undeclared
+ * global 'x'" (reading an undeclared one gives nil; rawset(_G, ...) and
+ * setmetatable(_G, ...) are refused). Globals that exist may still be
+ * reassigned (spk lint flags that). Called by the engine once the entry chunk
+ * has run; host code may still lua_setglobal existing names. Allocates
+ * nothing. */
 void sbx_freeze_globals(sbx *s);
 
 /* ---- additions (engine and luaval use them) ------------------------------- */
@@ -95,7 +133,9 @@ int sbx_resume(sbx *s, lua_State *from, lua_State *co, int nargs, int *nres, sbx
 
 /* Pushes the real (writable) table of the library `name` ("math", ...), or nil.
  * Scripts only see read-only proxies of these tables: the engine installs
- * math.random / math.randomseed here. Allocates nothing. */
+ * math.random / math.randomseed here. Allocates nothing for the names of
+ * policy/lua_allow.h libraries (already interned); other names may raise a
+ * memory error, so call it from protected code. */
 void sbx_push_lib(sbx *s, const char *name);
 
 /* Pushes a read-only proxy of the table at idx (reads pass through, writes

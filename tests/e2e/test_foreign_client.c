@@ -37,7 +37,7 @@ static void roundtrip(const char *text, char *out, size_t outlen)
 	snprintf(cmd, sizeof cmd,
 		 "protoc --proto_path=proto --encode=moonpen.v1.Request proto/moonpen.proto "
 		 "< %s/req.txt > %s/req.bin && "
-		 "nngcat --req --dial '%s' --raw --file %s/req.bin --count 1 --recv-timeout 10 "
+		 "timeout 10 nngcat --req --dial '%s' --raw --file %s/req.bin "
 		 "> %s/resp.bin && "
 		 "protoc --proto_path=proto --decode=moonpen.v1.Response proto/moonpen.proto "
 		 "< %s/resp.bin",

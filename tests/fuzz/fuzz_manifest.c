@@ -24,7 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(err, 'x', sizeof err);
 	r = mf_parse((const char *)data, size, &m, err, sizeof err);
 	if (r < 0) {
-		if ((r != -EINVAL && r != -ENOMEM) || m != NULL || memchr(err, '\0', sizeof err) == NULL)
+		if ((r != -EINVAL && r != -ENOMEM) || m != NULL ||
+		    memchr(err, '\0', sizeof err) == NULL)
 			abort();
 		return 0;
 	}

@@ -15,8 +15,8 @@ void *__libc_calloc(size_t n, size_t m);
 void *__libc_realloc(void *p, size_t n);
 void __libc_free(void *p);
 
-static atomic_ulong fail_at;  /* 0: not armed */
-static atomic_ulong calls;    /* allocations counted since fm_arm */
+static atomic_ulong fail_at; /* 0: not armed */
+static atomic_ulong calls;   /* allocations counted since fm_arm */
 static atomic_int sticky_fail;
 static atomic_int failed;
 static atomic_long live;
@@ -126,8 +126,8 @@ long fm_live(void)
 	return atomic_load(&live);
 }
 
-unsigned long fm_sweep(int (*op)(void *ctx), void (*check)(void *ctx, int r, int failed),
-		       void *ctx, unsigned long max_n, int sticky)
+unsigned long fm_sweep(int (*op)(void *ctx), void (*check)(void *ctx, int r, int failed), void *ctx,
+		       unsigned long max_n, int sticky)
 {
 	unsigned long n, used;
 	int r, f;

@@ -36,7 +36,7 @@ long fm_live(void);
  * whether an allocation was refused: it asserts and releases. Returns the
  * number of allocations of the run that hit no failure, or 0 if max_n was
  * reached. */
-unsigned long fm_sweep(int (*op)(void *ctx), void (*check)(void *ctx, int r, int failed),
-		       void *ctx, unsigned long max_n, int sticky);
+unsigned long fm_sweep(int (*op)(void *ctx), void (*check)(void *ctx, int r, int failed), void *ctx,
+		       unsigned long max_n, int sticky);
 
 #endif

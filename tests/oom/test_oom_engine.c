@@ -39,8 +39,8 @@ static void setup(struct eng_ctx *c)
 	cr_assert_not_null(f, "run from the repository root");
 	n = fread(schema, 1, sizeof schema, f);
 	fclose(f);
-	cr_assert_eq(pack_load_dir("examples/packs/key-collection", &c->p, err, sizeof err), 0, "%s",
-		     err);
+	cr_assert_eq(pack_load_dir("examples/packs/key-collection", &c->p, err, sizeof err), 0,
+		     "%s", err);
 	moonpen__worker__v1__init__init(&c->init);
 	c->init.instance_id = "oom:1";
 	c->init.manifest_json.data = (uint8_t *)c->p->manifest_json;

@@ -19,8 +19,8 @@
 
 static sbx *mk(uint64_t mem, uint32_t deadline_ms, uint64_t instructions)
 {
-	sbx_limits lim = {.mem_bytes = mem, .deadline_ms = deadline_ms,
-			  .instructions = instructions};
+	sbx_limits lim = {
+	    .mem_bytes = mem, .deadline_ms = deadline_ms, .instructions = instructions};
 	char err[256] = "";
 	sbx *s = sbx_new(&lim, err, sizeof(err));
 
@@ -158,8 +158,7 @@ Test(sandbox, library_tables_read_only)
 	expect_fail(s, "table.insert(utf8, 1)", SCRIPT_ERR, "read-only table 'utf8'");
 	expect_str(s, "return tostring(getmetatable(string))", "false");
 	expect_str(s, "return string.rep('ab', 2) .. ('x'):rep(2)", "ababxx");
-	expect_str(s, "local n = 0 for k in pairs(table) do n = n + 1 end return tostring(n)",
-		   "7");
+	expect_str(s, "local n = 0 for k in pairs(table) do n = n + 1 end return tostring(n)", "7");
 	sbx_free(s);
 }
 
@@ -190,7 +189,8 @@ Test(sandbox, globals_locked_after_freeze)
 
 	expect_str(s, "early = 'yes' function handler() return 'h' end return early", "yes");
 	sbx_freeze_globals(s);
-	expect_fail(s, "late = 1", SCRIPT_ERR, "main.lua:1: assignment to undeclared global 'late'");
+	expect_fail(s, "late = 1", SCRIPT_ERR,
+		    "main.lua:1: assignment to undeclared global 'late'");
 	expect_fail(s, "_G.late2 = 1", SCRIPT_ERR, "assignment to undeclared global 'late2'");
 	expect_fail(s, "rawset(_G, 'late3', 1)", SCRIPT_ERR, "rawset: table is read-only");
 	expect_fail(s, "setmetatable(_G, nil)", SCRIPT_ERR, "cannot change a protected metatable");
@@ -236,6 +236,24 @@ Test(sandbox, deadline_xpcall_handler_loops)
 {
 	expect_timeout("xpcall(function() while true do end end,"
 		       " function() while true do end end) return 'escaped'");
+}
+
+Test(sandbox, deadline_xpcall_handler_loops_on_plain_error)
+{
+	expect_timeout("xpcall(error, function() while true do end end, 'x') return 'escaped'");
+}
+
+Test(sandbox, xpcall_handler_still_works)
+{
+	sbx *s = mk(16 * MIB, 1000, 0);
+
+	expect_str(s,
+		   "local ok, m = xpcall(error, function(e) return 'handled: ' .. e end, 'x', 0)"
+		   " assert(not ok) return m",
+		   "handled: x");
+	expect_str(s, "return select(2, xpcall(function(a, b) return a .. b end, print, 'p', 'q'))",
+		   "pq");
+	sbx_free(s);
 }
 
 Test(sandbox, deadline_coroutine_loop)
@@ -425,8 +443,9 @@ Test(sandbox, memory_huge_rep_caught)
 
 Test(sandbox, memory_error_caught_then_loop)
 {
-	expect_memlimit("local ok = pcall(function() local s = 'x' while true do s = s .. s end end)"
-			" return 'escaped'");
+	expect_memlimit(
+	    "local ok = pcall(function() local s = 'x' while true do s = s .. s end end)"
+	    " return 'escaped'");
 }
 
 /* Garbage that outgrows the cap is collected, not reported: only live data
@@ -456,8 +475,7 @@ Test(sandbox, script_error_message_and_traceback)
 	cr_assert_not_null(err.traceback);
 	cr_assert_not_null(strstr(err.traceback, "stack traceback:"), "%s", err.traceback);
 	cr_assert_not_null(strstr(err.traceback, "main.lua:1: in"), "%s", err.traceback);
-	cr_assert_not_null(strstr(err.traceback, "main.lua:2: in main chunk"), "%s",
-			   err.traceback);
+	cr_assert_not_null(strstr(err.traceback, "main.lua:2: in main chunk"), "%s", err.traceback);
 	sbx_err_clear(&err);
 	sbx_free(s);
 }
@@ -605,8 +623,10 @@ Test(sandbox, sort_is_stable_and_safe)
 		   " table.sort(t, function() return true end) local n = 0"
 		   " for i = 1, 100 do n = n + t[i] end return tostring(n)",
 		   "5050");
-	expect_str(s, "local t = {'b', 'a'} table.sort(t, function(x, y) return x > y end)"
-		      " return table.concat(t)", "ba");
+	expect_str(s,
+		   "local t = {'b', 'a'} table.sort(t, function(x, y) return x > y end)"
+		   " return table.concat(t)",
+		   "ba");
 	expect_fail(s, "table.sort({1, 'x'})", SCRIPT_ERR, "attempt to compare");
 	expect_fail(s, "table.sort({1, 2}, function() error('cmp') end)", SCRIPT_ERR, "cmp");
 	sbx_free(s);
@@ -619,10 +639,10 @@ static int lookups;
 static const char *lookup(void *ud, const char *path, size_t *len)
 {
 	static const char *files[][2] = {
-		{"lib/util/m.lua", "counter = (counter or 0) + 1 return {n = counter, p = ...}"},
-		{"top.lua", "return 'top'"},
-		{"lib/bad.lua", "error('module failed')"},
-		{"lib/loop.lua", "return require('loop')"},
+	    {"lib/util/m.lua", "counter = (counter or 0) + 1 return {n = counter, p = ...}"},
+	    {"top.lua", "return 'top'"},
+	    {"lib/bad.lua", "error('module failed')"},
+	    {"lib/loop.lua", "return require('loop')"},
 	};
 	size_t i;
 

@@ -137,9 +137,11 @@ Test(seccomp_probe, report_names_layers)
 	if (pid == 0) {
 		wrk_confine_report rep;
 		int r = wrk_confine(&rep);
-		dprintf(pfd[1], "%d|%u|%s,%s,%s|%u|%u|%u|%s\n", r, rep.n_layers, rep.layers[0],
-			rep.layers[1], rep.layers[2], rep.n_missing, rep.rules, rep.syscalls,
-			wrk_confine_syscall_name(SYS_openat));
+		/* snprintf, not dprintf: a fresh stdio stream would fstat its fd */
+		snprintf(buf, sizeof buf, "%d|%u|%s,%s,%s|%u|%u|%u|%s\n", r, rep.n_layers,
+			 rep.layers[0], rep.layers[1], rep.layers[2], rep.n_missing, rep.rules,
+			 rep.syscalls, wrk_confine_syscall_name(SYS_openat));
+		(void)!write(pfd[1], buf, strlen(buf));
 		_exit(0);
 	}
 	close(pfd[1]);
@@ -451,93 +453,102 @@ Test(seccomp_probe, abort_is_sigabrt)
 
 /* ---- the real worker's pattern: dial, confine, then talk ---------------------- */
 
-struct chan {
-	char url[128];
-	int go[2];        /* the parent listens, then writes one byte */
-	nng_socket sock;  /* the child's, dialled before confinement */
-	int hangup;       /* the parent closes instead of a second exchange */
-	volatile int gone; /* the child's pipe-removed event fired */
-};
+/*
+ * NNG cannot be used in a forked child of a process that has used it, and
+ * every Criterion test process has: Criterion's nn_* calls bind to libnng's
+ * nanomsg-compatible API (it is linked first). So the child execs this binary
+ * afresh, and this constructor plays the worker before Criterion's main runs.
+ */
+#define ROLE_ENV "MOONPEN_SECCOMP_PROBE_ROLE"
+#define URL_ENV "MOONPEN_SECCOMP_PROBE_URL"
+
+static volatile int pipe_gone;
 
 static void on_pipe_gone(nng_pipe p, nng_pipe_ev ev, void *arg)
 {
-	struct chan *ch = arg;
 	(void)p;
 	(void)ev;
-	ch->gone = 1;
+	(void)arg;
+	pipe_gone = 1;
 }
 
-static void chan_dial(void *arg)
+/* Echoes two messages with their first byte incremented ("ping" -> "qing"),
+ * or one and then waits for the parent to hang up. */
+static int worker_talk(nng_socket s, int hangup)
 {
-	struct chan *ch = arg;
-	char b;
-
-	if (read(ch->go[0], &b, 1) != 1 || nng_pair1_open(&ch->sock) != 0 ||
-	    nng_pipe_notify(ch->sock, NNG_PIPE_EV_REM_POST, on_pipe_gone, ch) != 0 ||
-	    nng_dial(ch->sock, ch->url, NULL, 0) != 0)
-		_exit(EXIT_SETUP_FAILED);
-}
-
-static void chan_talk(void *arg)
-{
-	struct chan *ch = arg;
+	struct timespec nap = {0, 10 * 1000 * 1000};
 	char *buf = NULL;
 	size_t len = 0;
 	int i;
 
-	for (i = 0; i < 2; i++) {
-		if (nng_recv(ch->sock, &buf, &len, NNG_FLAG_ALLOC) != 0)
-			_exit(EXIT_WRONG_RESULT);
-		buf[0] = (char)(buf[0] + 1); /* "ping" -> "qing" */
-		if (nng_send(ch->sock, buf, len, NNG_FLAG_ALLOC) != 0)
-			_exit(EXIT_WRONG_RESULT + 1);
-		if (ch->hangup)
-			break;
+	for (i = 0; i < (hangup ? 1 : 2); i++) {
+		if (nng_recv(s, &buf, &len, NNG_FLAG_ALLOC) != 0)
+			return EXIT_WRONG_RESULT;
+		buf[0] = (char)(buf[0] + 1);
+		if (nng_send(s, buf, len, NNG_FLAG_ALLOC) != 0)
+			return EXIT_WRONG_RESULT + 1;
 	}
-	if (ch->hangup) {
-		/* NNG redials at once (socket() soft-denied); the worker leaves on
-		 * its pipe-removed event */
-		struct timespec nap = {0, 10 * 1000 * 1000};
-		for (i = 0; i < 300 && !ch->gone; i++)
-			nanosleep(&nap, NULL);
-		if (!ch->gone)
-			_exit(EXIT_WRONG_RESULT + 2);
-		nap.tv_nsec = 200 * 1000 * 1000; /* let the redials run */
+	if (!hangup)
+		return 0;
+	/* NNG redials at once (socket() is soft-denied); the worker leaves on
+	 * its pipe-removed event */
+	for (i = 0; i < 300 && !pipe_gone; i++)
 		nanosleep(&nap, NULL);
-	}
-	nng_close(ch->sock);
+	if (!pipe_gone)
+		return EXIT_WRONG_RESULT + 2;
+	nap.tv_nsec = 200 * 1000 * 1000; /* let a few redials fail */
+	nanosleep(&nap, NULL);
+	return 0;
 }
 
-static void talk_to_child(struct chan *ch, struct child *c)
+__attribute__((constructor)) static void worker_role(void)
 {
-	int pfd[2];
-	pid_t pid;
+	const char *role = getenv(ROLE_ENV), *url = getenv(URL_ENV);
+	wrk_confine_report rep;
 	nng_socket s;
+	int r;
+
+	if (role == NULL || url == NULL)
+		return;
+	if (nng_pair1_open(&s) != 0 ||
+	    nng_pipe_notify(s, NNG_PIPE_EV_REM_POST, on_pipe_gone, NULL) != 0 ||
+	    nng_dial(s, url, NULL, 0) != 0)
+		_exit(EXIT_SETUP_FAILED);
+	if (wrk_confine(&rep) != 0)
+		_exit(EXIT_CONFINE_FAILED);
+	r = worker_talk(s, strcmp(role, "hangup") == 0);
+	if (r == 0)
+		nng_close(s);
+	_exit(r);
+}
+
+static void talk_to_worker(const char *role, struct child *c)
+{
+	char url[128], role_env[64], url_env[160];
+	char *argv[] = {"seccomp-probe-worker", NULL}, *envp[] = {role_env, url_env, NULL};
 	char *buf = NULL;
 	size_t len = 0;
-	int i;
+	nng_socket s;
+	int pfd[2], i, hangup = strcmp(role, "hangup") == 0;
+	pid_t pid;
 
-	snprintf(ch->url, sizeof ch->url, "ipc:///tmp/moonpen-seccomp-%d.sock", (int)getpid());
-	cr_assert_eq(pipe(ch->go), 0);
+	snprintf(url, sizeof url, "ipc:///tmp/moonpen-seccomp-%d.sock", (int)getpid());
+	snprintf(role_env, sizeof role_env, "%s=%s", ROLE_ENV, role);
+	snprintf(url_env, sizeof url_env, "%s=%s", URL_ENV, url);
+	cr_assert_eq(nng_pair1_open(&s), 0);
+	cr_assert_eq(nng_setopt_ms(s, NNG_OPT_RECVTIMEO, 5000), 0);
+	cr_assert_eq(nng_setopt_ms(s, NNG_OPT_SENDTIMEO, 5000), 0);
+	cr_assert_eq(nng_listen(s, url, NULL, 0), 0);
 	cr_assert_eq(pipe(pfd), 0);
-	/* fork before this process touches NNG: NNG does not survive fork */
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		wrk_confine_report rep;
 		dup2(pfd[1], STDERR_FILENO);
-		chan_dial(ch);
-		if (wrk_confine(&rep) != 0)
-			_exit(EXIT_CONFINE_FAILED);
-		chan_talk(ch);
-		_exit(0);
+		execve("/proc/self/exe", argv, envp);
+		_exit(127);
 	}
 	close(pfd[1]);
-	cr_assert_eq(nng_pair1_open(&s), 0);
-	cr_assert_eq(nng_setopt_ms(s, NNG_OPT_RECVTIMEO, 5000), 0);
-	cr_assert_eq(nng_listen(s, ch->url, NULL, 0), 0);
-	cr_assert_eq(write(ch->go[1], "g", 1), 1);
-	for (i = 0; i < (ch->hangup ? 1 : 2); i++) {
+	for (i = 0; i < (hangup ? 1 : 2); i++) {
 		cr_assert_eq(nng_send(s, "ping", 5, 0), 0);
 		cr_assert_eq(nng_recv(s, &buf, &len, NNG_FLAG_ALLOC), 0);
 		cr_assert_eq(len, 5);
@@ -548,24 +559,21 @@ static void talk_to_child(struct chan *ch, struct child *c)
 	read_all(pfd[0], pid, c, 10000);
 	close(pfd[0]);
 	cr_assert_eq(waitpid(pid, &c->status, 0), pid);
-	unlink(ch->url + strlen("ipc://"));
+	unlink(url + strlen("ipc://"));
 }
 
 Test(seccomp_probe, nng_channel_dialled_before_confinement_works)
 {
-	struct chan ch = {0};
 	struct child c;
 
-	talk_to_child(&ch, &c);
+	talk_to_worker("echo", &c);
 	assert_clean_exit(&c);
 }
 
 Test(seccomp_probe, supervisor_hangup_is_not_a_forbidden_call)
 {
-	struct chan ch = {0};
 	struct child c;
 
-	ch.hangup = 1;
-	talk_to_child(&ch, &c);
+	talk_to_worker("hangup", &c);
 	assert_clean_exit(&c);
 }
