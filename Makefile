@@ -132,6 +132,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $< $(ALL_LIBS) $(ALL_LDLIBS)
 
+# Quality targets (fuzz, valgrind, lint, failing allocator) live in mk/*.mk.
+-include mk/*.mk
+
+# The failing-allocator suites replace malloc: not under the sanitizers.
+ifneq ($(SAN),1)
+TEST_BINS += $(OOM_BINS)
+endif
+
 # ---- the README's two commands ----------------------------------------------
 test: deps-check $(BINS) $(TEST_BINS)
 	@BUILD=$(BUILD) tests/run-tests.sh $(TEST_BINS)
@@ -169,7 +177,5 @@ format-check:
 clean:
 	rm -rf build build-asan
 
-# Quality targets (fuzz, valgrind, lint, failing allocator) live in mk/*.mk.
--include mk/*.mk
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:

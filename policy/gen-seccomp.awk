@@ -148,6 +148,7 @@ END {
 	print "#include <sched.h>"
 	print "#include <signal.h>"
 	print "#include <sys/mman.h>"
+	print "#include <sys/prctl.h>"
 	print "#include <sys/socket.h>"
 	print ""
 	print "#include <seccomp.h>"

@@ -37,18 +37,21 @@
 /* ---- worker process rlimits (set by sup_spawn between fork and exec) -------- */
 
 /* Address space the worker needs besides the Lua heap: the executable and its
- * libraries (about 10 MiB mapped), NNG's threads (one stack reservation each,
- * sized from RLIMIT_STACK below), glibc malloc arenas (a thread that allocates
- * may reserve a 64 MiB arena: the worker should set M_ARENA_MAX), the Init
- * message (pack + snapshot, see MP_WORKER_MSG_MAX_BYTES) decoded once, and
- * fragmentation. Measured: an NNG pair1 + Lua worker on 2 CPUs peaks at about
- * 90 MiB of address space; 256 MiB leaves room for more CPUs and arenas.
- * RLIMIT_AS = instance Lua cap + this. */
+ * libraries, NNG's threads (one stack reservation of MP_WORKER_STACK_BYTES
+ * each: 14 threads on 2 CPUs, about 30 on 16 or more), the glibc heap (the
+ * worker sets M_ARENA_MAX to 1: each extra arena would reserve 64 MiB), the
+ * Init message (pack + snapshot, MP_WORKER_MSG_MAX_BYTES) held twice while
+ * it is decoded, and malloc's overhead on the Lua heap. Measured on 2 CPUs
+ * with NNG pair1 + Lua + seccomp, one arena, 2 MiB stacks: 46 MiB of address
+ * space at rest. RLIMIT_AS = instance Lua cap + this. */
 #define MP_WORKER_AS_MARGIN_BYTES (256ull << 20)
 
-/* Stack limit: the main thread's stack and, through glibc, the default stack
- * reservation of every thread (NNG's taskq threads count against RLIMIT_AS). */
-#define MP_WORKER_STACK_BYTES (8ull << 20)
+/* RLIMIT_STACK: the main thread's stack (Lua runs there) and, through glibc,
+ * the stack every thread reserves up front, which counts against RLIMIT_AS.
+ * Lua bounds its C recursion by count (200 levels, "C stack overflow"), not by
+ * size: the deepest pcall, gsub, parser, pattern and sort nestings all run in
+ * 1 MiB (and crash in 256 KiB); 2 MiB leaves twice that. */
+#define MP_WORKER_STACK_BYTES (2ull << 20)
 
 /* RLIMIT_CPU backstop, in CPU seconds over the worker's whole life (soft and
  * hard): only matters if the watchdog itself is wedged. Past it the kernel
@@ -94,7 +97,6 @@
 /* Largest reply the supervisor accepts from a worker (a snapshot plus the
  * result); anything bigger costs the worker its life. */
 #define MP_WORKER_REPLY_MAX_BYTES (MP_SNAPSHOT_MAX_BYTES + (1u << 20))
-
 
 /* ---- API requests and instances (checked by supervisor/api.c) ------------- */
 

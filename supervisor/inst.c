@@ -58,6 +58,8 @@ struct inst {
 
 	/* only the instance's thread touches these */
 	wchan *w;
+	struct job *closing; /* the close request, answered after unlinking */
+	Moonpen__V1__Response *closing_resp;
 	struct logent *log;
 	size_t nlog, caplog;
 };
@@ -568,10 +570,13 @@ static int serve(struct inst *in, struct job *j)
 		Moonpen__Worker__V1__FromWorker *fw = NULL;
 		tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_CLOSE;
 		tw.close = &cl;
+		/* answered by finish(), once the id has left the table */
+		in->closing = j;
 		if (!quarantined && in->w && wchan_rpc(in->w, &tw, hard_ms(in, 1), &fw) == 0)
-			job_done(j, take_reply(fw));
+			in->closing_resp = take_reply(fw);
 		else
-			job_fail(j, MOONPEN__V1__STATUS__CODE__OK, "%s", "closed (on_close not run)");
+			in->closing_resp = sup_resp_new(MOONPEN__V1__STATUS__CODE__OK, "%s",
+							"closed (on_close not run)");
 		return 0;
 	}
 	if (quarantined) {
@@ -649,6 +654,8 @@ static void finish(struct inst *in)
 	stopping = in->stop;
 	pthread_mutex_unlock(&in->mu);
 	pthread_mutex_unlock(&is->mu);
+	if (in->closing)
+		job_done(in->closing, in->closing_resp);
 	for (; j; j = next) {
 		next = j->next;
 		if (stopping)

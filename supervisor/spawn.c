@@ -62,9 +62,9 @@ static const struct {
 	int flag;
 	const char *layer;
 } ns_table[N_NS] = {
-	{SUP_SPAWN_NS_NET, CLONE_NEWNET, "net_ns"},
-	{SUP_SPAWN_NS_IPC, CLONE_NEWIPC, "ipc_ns"},
-	{SUP_SPAWN_NS_UTS, CLONE_NEWUTS, "uts_ns"},
+    {SUP_SPAWN_NS_NET, CLONE_NEWNET, "net_ns"},
+    {SUP_SPAWN_NS_IPC, CLONE_NEWIPC, "ipc_ns"},
+    {SUP_SPAWN_NS_UTS, CLONE_NEWUTS, "uts_ns"},
 };
 
 void sup_spawn_opts_default(sup_spawn_opts *o)
@@ -105,9 +105,17 @@ static void child_reset_signals(void)
 
 	memset(&dfl, 0, sizeof dfl);
 	dfl.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			(void)sigaction(sig, &dfl, NULL); /* glibc's own signals: EINVAL */
+	for (sig = 1; sig < NSIG; sig++) {
+		if (sig == SIGKILL || sig == SIGSTOP)
+			continue;
+		if (sigaction(sig, &dfl, NULL) != 0) {
+			/* glibc refuses its own signals (32, 33), but an ignored one would
+			 * stay ignored across exec: reset it with the raw call (kernel
+			 * sigaction layout: handler, flags, restorer, mask) */
+			unsigned long ksa[4] = {0, 0, 0, 0}; /* SIG_DFL, no flags, empty mask */
+			(void)syscall(SYS_rt_sigaction, sig, ksa, NULL, sizeof(uint64_t));
+		}
+	}
 }
 
 /* Moves fd out of 0-2 so that setting up stdio cannot clobber it. */
@@ -193,11 +201,11 @@ static void child_run(struct spawn_ctx *c)
 	sigset_t none;
 
 	memset(&m, 0, sizeof m);
-	child_reset_signals();        /* 1 */
-	child_descriptors(c);         /* 2 */
-	child_session(c);             /* 3, 4 */
-	child_limits(c);              /* 5 */
-	child_namespaces(c, &m);      /* 6 */
+	child_reset_signals();	 /* 1 */
+	child_descriptors(c);	 /* 2 */
+	child_session(c);	 /* 3, 4 */
+	child_limits(c);	 /* 5 */
+	child_namespaces(c, &m); /* 6 */
 	(void)!write(c->wfd, &m, sizeof m);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
@@ -219,16 +227,16 @@ static void prepare_limits(struct spawn_ctx *c)
 {
 	const sup_spawn_opts *o = c->o;
 
-	set_rlimit(c, 0, RLIMIT_AS, "RLIMIT_AS", o->rlimit_as);
-	set_rlimit(c, 1, RLIMIT_CPU, "RLIMIT_CPU", o->rlimit_cpu);
+	set_rlimit(c, 0, RLIMIT_AS, "setrlimit RLIMIT_AS", o->rlimit_as);
+	set_rlimit(c, 1, RLIMIT_CPU, "setrlimit RLIMIT_CPU", o->rlimit_cpu);
 	/* one more second before SIGKILL: SIGXCPU names the cause */
 	if (o->rlimit_cpu != (uint64_t)RLIM_INFINITY)
 		c->rl[1].lim.rlim_max = (rlim_t)(o->rlimit_cpu + 1);
-	set_rlimit(c, 2, RLIMIT_NOFILE, "RLIMIT_NOFILE", o->rlimit_nofile);
-	set_rlimit(c, 3, RLIMIT_FSIZE, "RLIMIT_FSIZE", o->rlimit_fsize);
-	set_rlimit(c, 4, RLIMIT_CORE, "RLIMIT_CORE", o->rlimit_core);
-	set_rlimit(c, 5, RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK", o->rlimit_memlock);
-	set_rlimit(c, 6, RLIMIT_STACK, "RLIMIT_STACK", o->rlimit_stack);
+	set_rlimit(c, 2, RLIMIT_NOFILE, "setrlimit RLIMIT_NOFILE", o->rlimit_nofile);
+	set_rlimit(c, 3, RLIMIT_FSIZE, "setrlimit RLIMIT_FSIZE", o->rlimit_fsize);
+	set_rlimit(c, 4, RLIMIT_CORE, "setrlimit RLIMIT_CORE", o->rlimit_core);
+	set_rlimit(c, 5, RLIMIT_MEMLOCK, "setrlimit RLIMIT_MEMLOCK", o->rlimit_memlock);
+	set_rlimit(c, 6, RLIMIT_STACK, "setrlimit RLIMIT_STACK", o->rlimit_stack);
 }
 
 static const char *step_name(const struct spawn_ctx *c, int step)
@@ -267,9 +275,12 @@ static void fill_report(const sup_spawn_opts *o, const struct spawn_msg *m)
 	for (i = 0; i < N_NS; i++) {
 		if (m->ns_err[i] == 0)
 			rep->layers[rep->n_layers++] = ns_table[i].layer;
-		else if (m->ns_err[i] > 0)
-			snprintf(rep->missing[rep->n_missing++], SUP_SPAWN_REASON_LEN,
+		else if (m->ns_err[i] > 0) {
+			snprintf(rep->reasons[rep->n_missing], SUP_SPAWN_REASON_LEN,
 				 "%s: unshare: %s", ns_table[i].layer, strerror(m->ns_err[i]));
+			rep->missing[rep->n_missing] = rep->reasons[rep->n_missing];
+			rep->n_missing++;
+		}
 	}
 }
 
@@ -288,8 +299,8 @@ static int await_exec(const struct spawn_ctx *c, int rfd, pid_t pid, char *err,
 			break;
 		if (m.failed) {
 			snprintf(err, errlen, "%s%s%s: %s", step_name(c, m.step),
-				 m.step == STEP_EXEC ? " " : "", m.step == STEP_EXEC ? c->o->path : "",
-				 strerror(m.err));
+				 m.step == STEP_EXEC ? " " : "",
+				 m.step == STEP_EXEC ? c->o->path : "", strerror(m.err));
 			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 				;
 			return m.err > 0 ? -m.err : -ECHILD;

@@ -40,31 +40,32 @@
 /* Layers the child had in force when it exec'd: static names ("fds_closed",
  * "setsid", "pdeathsig", "rlimits", "net_ns", ...) and "layer: reason" for each
  * asked-for layer it could not apply ("uts_ns: unshare: Operation not
- * permitted"). */
+ * permitted"; pointers into reasons[]: do not copy the struct). */
 typedef struct sup_spawn_report {
 	const char *layers[SUP_SPAWN_MAX_LAYERS];
 	unsigned n_layers;
-	char missing[SUP_SPAWN_MAX_LAYERS][SUP_SPAWN_REASON_LEN];
+	const char *missing[SUP_SPAWN_MAX_LAYERS];
 	unsigned n_missing;
+	char reasons[SUP_SPAWN_MAX_LAYERS][SUP_SPAWN_REASON_LEN];
 } sup_spawn_report;
 
 typedef struct sup_spawn_opts {
 	const char *path;  /* executable, not searched in PATH */
 	char *const *argv; /* argv[0] included, NULL-terminated */
 	char *const *envp; /* NULL: an empty environment */
-	int stderr_fd;     /* the child's stderr (a pipe's write end); -1: inherit ours */
+	int stderr_fd;	   /* the child's stderr (a pipe's write end); -1: inherit ours */
 	/* rlimits, soft = hard (CPU: hard = soft + 1 s, so SIGXCPU comes first);
 	 * RLIM_INFINITY for none. RLIMIT_NPROC is not set: it counts every
 	 * process and thread of the uid, the supervisor's included, and seccomp
 	 * already forbids the worker any process. */
-	uint64_t rlimit_as;      /* bytes: the Lua cap + MP_WORKER_AS_MARGIN_BYTES */
-	uint64_t rlimit_cpu;     /* seconds over the worker's life: a backstop */
-	uint64_t rlimit_nofile;  /* descriptors */
-	uint64_t rlimit_fsize;   /* bytes a write may extend a file to: 0 */
-	uint64_t rlimit_core;    /* core dump bytes: 0 */
-	uint64_t rlimit_memlock; /* locked bytes: 0 */
-	uint64_t rlimit_stack;   /* also glibc's default thread stack size */
-	unsigned namespaces;     /* SUP_SPAWN_NS_* wanted */
+	uint64_t rlimit_as;	  /* bytes: the Lua cap + MP_WORKER_AS_MARGIN_BYTES */
+	uint64_t rlimit_cpu;	  /* seconds over the worker's life: a backstop */
+	uint64_t rlimit_nofile;	  /* descriptors */
+	uint64_t rlimit_fsize;	  /* bytes a write may extend a file to: 0 */
+	uint64_t rlimit_core;	  /* core dump bytes: 0 */
+	uint64_t rlimit_memlock;  /* locked bytes: 0 */
+	uint64_t rlimit_stack;	  /* also glibc's default thread stack size */
+	unsigned namespaces;	  /* SUP_SPAWN_NS_* wanted */
 	sup_spawn_report *report; /* filled by sup_spawn() if not NULL */
 } sup_spawn_opts;
 
@@ -80,7 +81,7 @@ void sup_spawn_opts_default(sup_spawn_opts *o);
  * reaped. Safe to call from several threads; the caller reaps the child
  * (sup_spawn_reap) and owns o->stderr_fd (not closed here). */
 int sup_spawn(const sup_spawn_opts *o, pid_t *pid, char *err, unsigned long errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Waits up to timeout_ms (< 0: forever, 0: just look) for child pid to end
  * and reaps it. Returns 0 with *wstatus set, -ETIMEDOUT if it still runs, or

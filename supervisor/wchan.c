@@ -46,7 +46,8 @@ struct wchan {
 	char last_forbidden[128]; /* "openat" from the worker's SIGSYS report (under mu) */
 	st_code death_code;
 	char death[256];
-	char *layers, *missing;
+	sup_spawn_report spawned; /* layers set up between fork and exec */
+	char *layers, *missing;   /* spawn layers, then the worker's own (Hello) */
 };
 
 /* ---- the worker's stderr: forwarded to ours, scanned for seccomp reports ---- */
@@ -230,21 +231,26 @@ static int recv_reply(wchan *w, uint32_t timeout_ms, Moonpen__Worker__V1__FromWo
 	return 0;
 }
 
-static char *join_strings(char **v, size_t n)
+/* "a,b,c" from two lists (the supervisor's spawn layers, then the worker's).
+ * The worker's strings are hostile: only [a-z0-9_:. -] survive. */
+static char *join_layers(const char *const *a, size_t na, char *const *b, size_t nb)
 {
-	size_t len = 1, i;
+	size_t len = 1, i, o = 0;
 	char *s;
 
-	for (i = 0; i < n; i++)
-		len += strlen(v[i]) + 1;
+	for (i = 0; i < na + nb; i++)
+		len += strlen(i < na ? a[i] : b[i - na]) + 1;
 	s = calloc(1, len);
 	if (s == NULL)
 		return NULL;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < na + nb; i++) {
+		const char *p = i < na ? a[i] : b[i - na];
 		if (i)
-			strcat(s, ",");
-		strcat(s, v[i]);
+			s[o++] = ',';
+		for (; *p; p++)
+			s[o++] = (strchr("abcdefghijklmnopqrstuvwxyz0123456789_:. -", *p) && *p) ? *p : '?';
 	}
+	s[o] = '\0';
 	return s;
 }
 
@@ -264,8 +270,16 @@ static int wait_hello(wchan *w, uint32_t timeout_ms, char *err, unsigned long er
 		r = -EBADMSG;
 		goto out;
 	}
-	w->layers = join_strings(fw->hello->layers, fw->hello->n_layers);
-	w->missing = join_strings(fw->hello->missing, fw->hello->n_missing);
+	w->layers = join_layers(w->spawned.layers, w->spawned.n_layers, fw->hello->layers,
+				fw->hello->n_layers);
+	{
+		const char *sm[SUP_SPAWN_MAX_LAYERS];
+		unsigned i;
+		for (i = 0; i < w->spawned.n_missing; i++)
+			sm[i] = w->spawned.missing[i];
+		w->missing = join_layers(sm, w->spawned.n_missing, fw->hello->missing,
+					 fw->hello->n_missing);
+	}
 	if (w->layers == NULL || w->missing == NULL)
 		r = -ENOMEM;
 out:
@@ -291,6 +305,7 @@ static int spawn_worker(wchan *w, const wchan_opts *o, char *err, unsigned long 
 	so.argv = argv;
 	so.stderr_fd = pfd[1];
 	so.rlimit_as = o->mem_bytes + MP_WORKER_AS_MARGIN_BYTES;
+	so.report = &w->spawned;
 	r = sup_spawn(&so, &w->pid, err, errlen);
 	close(pfd[1]);
 	if (r < 0) {

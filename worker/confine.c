@@ -46,8 +46,13 @@ static void layer_on(wrk_confine_report *rep, const char *name)
 
 static void layer_missing(wrk_confine_report *rep, const char *name, const char *why)
 {
-	if (rep->n_missing < WRK_CONFINE_MAX_LAYERS)
-		snprintf(rep->missing[rep->n_missing++], WRK_CONFINE_REASON_LEN, "%s: %s", name, why);
+	unsigned i = rep->n_missing;
+
+	if (i >= WRK_CONFINE_MAX_LAYERS)
+		return;
+	snprintf(rep->reasons[i], WRK_CONFINE_REASON_LEN, "%s: %s", name, why);
+	rep->missing[i] = rep->reasons[i];
+	rep->n_missing++;
 }
 
 static int step_failed(wrk_confine_report *rep, const char *what, int err)
@@ -95,8 +100,9 @@ static int drop_caps(wrk_confine_report *rep)
 	unsigned i;
 
 	if (drop_bounding_set() > 0)
-		layer_missing(rep, "caps_bounding",
-			      "kept without CAP_SETPCAP (harmless: exec is forbidden, no_new_privs)");
+		layer_missing(
+		    rep, "caps_bounding",
+		    "kept without CAP_SETPCAP (harmless: exec is forbidden, no_new_privs)");
 	/* EINVAL: a kernel without ambient capabilities has none to clear */
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
 		return step_failed(rep, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno);
@@ -245,8 +251,8 @@ static int add_rules(scmp_filter_ctx f, wrk_confine_report *rep)
 				cmp[k].datum_a = pid;
 		r = seccomp_rule_add_exact_array(f, rule_action(ru), ru->nr, ru->ncmp, cmp);
 		if (r < 0) {
-			snprintf(what, sizeof what, "seccomp rule '%s' (seccomp.allow:%d)", ru->name,
-				 ru->line);
+			snprintf(what, sizeof what, "seccomp rule '%s' (seccomp.allow:%d)",
+				 ru->name, ru->line);
 			return step_failed(rep, what, -r);
 		}
 	}

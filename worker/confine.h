@@ -36,16 +36,18 @@
 
 /* What wrk_confine() did. layers[] names the layers in force ("no_new_privs",
  * "caps_dropped", "seccomp"), static strings; missing[] holds
- * "layer: reason" for each layer that could not be applied but is not fatal;
- * error says which step failed and why when wrk_confine() returned < 0. The
- * worker copies layers and missing into its Hello. */
+ * "layer: reason" for each layer that could not be applied but is not fatal
+ * (pointers into reasons[]: do not copy the struct); error says which step
+ * failed and why when wrk_confine() returned < 0. The worker copies layers
+ * and missing into its Hello. */
 typedef struct wrk_confine_report {
 	const char *layers[WRK_CONFINE_MAX_LAYERS];
 	unsigned n_layers;
-	char missing[WRK_CONFINE_MAX_LAYERS][WRK_CONFINE_REASON_LEN];
+	const char *missing[WRK_CONFINE_MAX_LAYERS];
 	unsigned n_missing;
+	char reasons[WRK_CONFINE_MAX_LAYERS][WRK_CONFINE_REASON_LEN];
 	char error[WRK_CONFINE_REASON_LEN];
-	unsigned rules;    /* allowlist rules loaded */
+	unsigned rules;	   /* allowlist rules loaded */
 	unsigned syscalls; /* distinct syscalls they name */
 } wrk_confine_report;
 

@@ -131,7 +131,7 @@ static void push_value(eng *e, const val_t *v, int as_table, const char *what)
 	r = lv_push(e->L, v, e->ctx.max_depth);
 
 	if (r == -ENOMEM)
-		luaL_error(e->L, "%s: out of memory", what);
+		sbx_nomem(e->L, "%s", what);
 	if (r < 0) {
 		e->fail_code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
 		luaL_error(e->L, "%s: nested deeper than %d tables", what, (int)e->ctx.max_depth);
@@ -255,7 +255,7 @@ static void fire_timer(eng *e, const mtm_timer *t)
 	for (size_t i = 0; i < t->nargs; i++)
 		push_value(e, t->args[i], 0, "timer argument");
 	if (mtm_fire(e->tm, id) < 0) /* re-arm or remove before the call: fn may cancel */
-		luaL_error(e->L, "timer: out of memory");
+		sbx_nomem(e->L, "%s", "timer");
 	lua_call(e->L, nargs, 0);
 	drain(e);
 }
@@ -787,7 +787,9 @@ static int check_init(eng *e, const Moonpen__Worker__V1__Init *init, st_code *co
 	r = mf_parse((const char *)init->manifest_json.data, init->manifest_json.len, &e->mf, why,
 		     sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "manifest: %s", why);
+		if (r == -ENOMEM)
+			*code = MOONPEN__V1__STATUS__CODE__INTERNAL;
+		snprintf(err, errlen, "manifest: %s", r == -ENOMEM ? "out of memory" : why);
 		return r;
 	}
 	*code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
@@ -810,7 +812,9 @@ static int check_init(eng *e, const Moonpen__Worker__V1__Init *init, st_code *co
 	r = sch_parse((const char *)init->host_api_json.data, init->host_api_json.len, &e->sch, why,
 		      sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "host API schema: %s", why);
+		if (r == -ENOMEM)
+			*code = MOONPEN__V1__STATUS__CODE__INTERNAL;
+		snprintf(err, errlen, "host API schema: %s", r == -ENOMEM ? "out of memory" : why);
 		return r;
 	}
 	*code = MOONPEN__V1__STATUS__CODE__BAD_PACK;
@@ -901,6 +905,8 @@ int eng_create(const Moonpen__Worker__V1__Init *init, eng **ep, eng_out *out)
 	if (r == 0)
 		r = load_entry(e, &code, &serr, err, sizeof(err));
 	if (r < 0) {
+		if (r == -ENOMEM && code == MOONPEN__V1__STATUS__CODE__BAD_PACK)
+			code = MOONPEN__V1__STATUS__CODE__INTERNAL; /* the pack is fine; we are not */
 		if (r == -ENOMEM && err[0] == '\0')
 			snprintf(err, sizeof(err), "out of memory");
 		r = create_fail(e, code, err, serr.traceback, out);

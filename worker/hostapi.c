@@ -203,6 +203,8 @@ static int host_call(lua_State *L)
 		return luaL_error(L, "%s.%s: more than %d arguments", a->name, fn->name,
 				  SCH_MAX_ARGS);
 	r = effect_build(L, ctx, a, fn, n, msg, sizeof(msg));
+	if (r == -ENOMEM)
+		return sbx_nomem(L, "%s.%s", a->name, fn->name);
 	if (r == -EINVAL) /* the arguments break the schema */
 		snprintf(ctx->arg_error, sizeof(ctx->arg_error), "%s", msg);
 	if (r < 0)

@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 	/* 4. confine: no_new_privs, capabilities, seccomp (all threads) — before any
 	 *    byte from the channel is read */
 	if (wrk_confine(&rep) < 0) {
-		log_error("confinement failed: refusing to run scripts");
+		log_error("confinement failed (%s): refusing to run scripts", rep.error);
 		return 4;
 	}
 	/* 5. say who we are and what confines us */

@@ -12,6 +12,7 @@
 
 #include <lauxlib.h>
 
+#include "worker/sandbox.h"
 #include "worker/luaval.h"
 #include "worker/mod_ev.h"
 
@@ -197,7 +198,7 @@ static int l_on(lua_State *L)
 	ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (add_handler(b, p, ref) < 0) {
 		luaL_unref(L, LUA_REGISTRYINDEX, ref);
-		return luaL_error(L, "ev.on: out of memory");
+		return sbx_nomem(L, "%s", "ev.on");
 	}
 	return 0;
 }
@@ -230,11 +231,11 @@ static int l_emit(lua_State *L)
 		if (r == -EINVAL)
 			return luaL_error(L, "ev.emit: argument #2 %s", err);
 		if (r < 0)
-			return luaL_error(L, "ev.emit: out of memory");
+			return sbx_nomem(L, "%s", "ev.emit");
 	}
 	if (mev_push(b, name, payload, b->depth + 1) < 0) {
 		val_free(payload);
-		return luaL_error(L, "ev.emit: out of memory");
+		return sbx_nomem(L, "%s", "ev.emit");
 	}
 	b->emitted++;
 	return 0;

@@ -129,7 +129,7 @@ static int emit(lua_State *L, mlg_sink *s, const char *level)
 	luaL_pushresult(&b);
 	msg = lua_tolstring(L, -1, &len);
 	if (append(s, level, msg, len > MLG_MAX_LINE ? MLG_MAX_LINE : len) < 0)
-		return luaL_error(L, "log: out of memory");
+		return sbx_nomem(L, "%s", "log");
 	return 0;
 }
 

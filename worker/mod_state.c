@@ -16,6 +16,7 @@
 #include <lauxlib.h>
 #include <sodium.h>
 
+#include "worker/sandbox.h"
 #include "worker/luaval.h"
 #include "worker/mod_state.h"
 
@@ -510,7 +511,7 @@ static int put_or_raise(lua_State *L, mst_store *st, const char *fn, const char 
 	if (r == -E2BIG)
 		return luaL_error(L, "state.%s: the instance state would exceed %I bytes", fn,
 				  (lua_Integer)st->max_bytes);
-	return luaL_error(L, "state.%s: out of memory", fn);
+	return sbx_nomem(L, "state.%s", fn);
 }
 
 static int l_get(lua_State *L)
@@ -525,7 +526,7 @@ static int l_get(lua_State *L)
 		return 1;
 	}
 	if (lv_push(L, v, st->ctx->max_depth + 1) < 0)
-		return luaL_error(L, "state.get: out of memory");
+		return sbx_nomem(L, "%s", "state.get");
 	return 1;
 }
 
@@ -544,7 +545,7 @@ static int l_set(lua_State *L)
 		if (r == -EINVAL)
 			return luaL_error(L, "state.set: key '%s': %s", k, err);
 		if (r < 0)
-			return luaL_error(L, "state.set: out of memory");
+			return sbx_nomem(L, "%s", "state.set");
 	}
 	put_or_raise(L, st, "set", k, klen, v);
 	return 0;
@@ -579,7 +580,7 @@ static val_t *add(lua_State *L, const char *k, const val_t *cur)
 		v = val_new_float(d);
 	}
 	if (v == NULL)
-		luaL_error(L, "state.incr: out of memory");
+		sbx_nomem(L, "%s", "state.incr");
 	return v;
 }
 

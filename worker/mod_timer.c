@@ -12,6 +12,7 @@
 
 #include <lauxlib.h>
 
+#include "worker/sandbox.h"
 #include "worker/luaval.h"
 #include "worker/mod_timer.h"
 
@@ -329,7 +330,7 @@ static int start(lua_State *L, int every)
 	if (r == -EINVAL)
 		return luaL_error(L, "%s: %s", fn, err);
 	if (r < 0)
-		return luaL_error(L, "%s: out of memory", fn);
+		return sbx_nomem(L, "%s", fn);
 	t->id = s->next_id++;
 	t->due = s->ctx->tick + ticks;
 	t->period = every ? ticks : 0;
@@ -361,7 +362,7 @@ static int l_cancel(lua_State *L)
 				  luaL_typename(L, 1));
 	i = index_of(s, (uint64_t)id);
 	if (i >= 0 && reserve(s) < 0)
-		return luaL_error(L, "timer.cancel: out of memory");
+		return sbx_nomem(L, "%s", "timer.cancel");
 	if (i >= 0)
 		journal(s, J_DEL, (uint64_t)id, 0, detach(s, (size_t)i));
 	lua_pushboolean(L, i >= 0);

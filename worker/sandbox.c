@@ -208,6 +208,18 @@ static void sbx_hook(lua_State *L, lua_Debug *ar)
 	lua_error(L);
 }
 
+int sbx_nomem(lua_State *L, const char *fmt, ...)
+{
+	char what[160];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	trip(sbx_of(L), TRIP_MEMORY);
+	return luaL_error(L, "%s: out of memory", what);
+}
+
 /* ========================================================================== */
 /* Allocator                                                                  */
 /* ========================================================================== */

@@ -171,4 +171,9 @@ int sbx_key_get(lua_State *L, int idx, sbx_key *k) __attribute__((warn_unused_re
 /* <0, 0, >0 as a sorts before, equals, after b. */
 int sbx_key_cmp(const sbx_key *a, const sbx_key *b);
 
+/* For host functions that ran out of memory: trips the window as MEMORY_LIMIT
+ * (uncatchable, like an allocator refusal) and raises "<what>: out of memory",
+ * what formatted printf-style. Never returns. */
+int sbx_nomem(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -98,12 +98,17 @@ static struct stats bench_raw(const char *dir, int n, size_t req_len)
 
 	snprintf(api, sizeof api, "ipc://%s/raw-api.sock", dir);
 	snprintf(wurl, sizeof wurl, "ipc://%s/raw-w.sock", dir);
-	if ((relay = fork()) == 0)
-		relay_main(api, wurl);
-	usleep(100000);
-	if ((echo = fork()) == 0)
-		echo_main(wurl);
-	usleep(100000);
+	/* NNG is not fork-safe: the relay and echo processes are fresh execs */
+	if ((relay = fork()) == 0) {
+		execl("/proc/self/exe", "bench_roundtrip", "--relay", api, wurl, (char *)NULL);
+		_exit(127);
+	}
+	usleep(200000);
+	if ((echo = fork()) == 0) {
+		execl("/proc/self/exe", "bench_roundtrip", "--echo", wurl, (char *)NULL);
+		_exit(127);
+	}
+	usleep(200000);
 	if ((r = nng_req0_open(&s)) != 0 || (r = nng_dial(s, api, NULL, 0)) != 0)
 		die("client", r);
 	t0 = td_now_ms();
@@ -196,12 +201,19 @@ static size_t event_size(void)
 
 int main(int argc, char **argv)
 {
-	int n = argc > 1 ? atoi(argv[1]) : 5000, i;
+	int n, i;
 	struct stats raw, one, many;
 	mp_client *c;
 	mp_response *r;
 	td d;
 
+	if (argc == 4 && strcmp(argv[1], "--relay") == 0)
+		relay_main(argv[2], argv[3]);
+	if (argc == 3 && strcmp(argv[1], "--echo") == 0)
+		echo_main(argv[2]);
+	n = argc > 1 ? atoi(argv[1]) : 5000;
+	if (n < 100)
+		n = 100;
 	if (td_start(&d, "tests/bench/packs", NULL) != 0 || mp_connect(d.url, &c) != 0)
 		return 1;
 	for (i = 0; i < CLIENTS; i++) {

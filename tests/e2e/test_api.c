@@ -262,6 +262,17 @@ Test(lifecycle, info_list_close, .init = up_examples, .fini = down)
 	cr_expect_eq(r->info->state, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING);
 	worker = r->info->worker_pid;
 	cr_expect(worker > 0 && td_alive(worker));
+	{
+		/* the layers in force: set up by the spawner, then by the worker itself */
+		const char *want[] = {"fds_closed", "setsid", "pdeathsig", "rlimits",
+				      "no_new_privs", "caps_dropped", "seccomp"};
+		for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+			int found = 0;
+			for (size_t l = 0; l < r->info->n_layers; l++)
+				found |= strcmp(r->info->layers[l], want[k]) == 0;
+			cr_expect(found, "layer %s not reported", want[k]);
+		}
+	}
 	mp_response_free(r);
 	cr_assert_eq(mp_list(C, &r), 0);
 	cr_expect_eq(r->n_instances, 2);
