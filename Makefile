@@ -17,7 +17,8 @@ WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wshadow -Wformat=2 -Wvla
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -fno-strict-aliasing $(WARN) \
 	-I. -I$(BUILD)/gen -I/usr/include/lua5.4
 ifeq ($(SAN),1)
-CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-DMP_SANITIZED=1
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
@@ -78,9 +79,11 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto $(PROTOS) | deps-chec
 	@mkdir -p $(BUILD)/gen
 	protoc-c --proto_path=proto --c_out=$(BUILD)/gen $<
 
-$(BUILD)/gen/seccomp_allow.h: policy/seccomp.allow policy/gen-seccomp.awk
+# Sanitizer builds append the rules their runtime needs (never in production).
+SECCOMP_POLICY := policy/seccomp.allow $(if $(filter 1,$(SAN)),policy/seccomp-sanitizer.allow)
+$(BUILD)/gen/seccomp_allow.h: $(SECCOMP_POLICY) policy/gen-seccomp.awk
 	@mkdir -p $(BUILD)/gen
-	awk -f policy/gen-seccomp.awk policy/seccomp.allow > $@.tmp && mv $@.tmp $@
+	awk -f policy/gen-seccomp.awk $(SECCOMP_POLICY) > $@.tmp && mv $@.tmp $@
 
 # Only the worker's confinement reads the generated seccomp table.
 $(BUILD)/obj/worker/confine.o: $(BUILD)/gen/seccomp_allow.h

@@ -69,7 +69,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 
 static int is_pack_id(const char *s)
 {
-	size_t n = strlen(s);
+	size_t n = s ? strlen(s) : 0;
 
 	if (n < 1 || n > 64)
 		return 0;
@@ -104,6 +104,9 @@ static int is_version(const char *s)
 {
 	int groups = 0;
 
+	if (s == NULL)
+		return 0;
+
 	for (;;) {
 		size_t d = 0;
 		while (s[d] >= '0' && s[d] <= '9')
@@ -123,7 +126,7 @@ static int is_version(const char *s)
 /* Relative, '/'-separated, no empty / "." / ".." segment, ends in ".lua". */
 static int is_entry_path(const char *s)
 {
-	size_t n = strlen(s);
+	size_t n = s ? strlen(s) : 0;
 	const char *seg = s;
 
 	if (n < 5 || n > 255 || strcmp(s + n - 4, ".lua") != 0)
@@ -332,7 +335,8 @@ static int parse_triggers(json_t *root, mf_manifest *m, char *err, size_t errlen
 		if (r < 0)
 			return r;
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(m->triggers[j].id, m->triggers[i].id) == 0)
+			if (m->triggers[j].id && m->triggers[i].id &&
+			    strcmp(m->triggers[j].id, m->triggers[i].id) == 0)
 				return fail(err, errlen,
 					    "field 'triggers[%zu].id': \"%s\" is used twice", i + 1,
 					    m->triggers[i].id);
@@ -398,9 +402,9 @@ static int parse_header(json_t *root, mf_manifest *m, char *err, size_t errlen)
 			 m->version);
 	if (r == 0)
 		r = get_str(root, "engine", "", 1, &m->engine, err, errlen);
-	if (r == 0 && strcmp(m->engine, "lua") != 0)
+	if (r == 0 && (m->engine == NULL || strcmp(m->engine, "lua") != 0))
 		r = fail(err, errlen, "field 'engine': only \"lua\" is supported, got \"%s\"",
-			 m->engine);
+			 m->engine ? m->engine : "");
 	if (r == 0)
 		r = get_str(root, "entry", "", 1, &m->entry, err, errlen);
 	if (r == 0 && !is_entry_path(m->entry))

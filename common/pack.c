@@ -239,7 +239,8 @@ int pack_load_dir(const char *dir, pack **out, char *err, size_t errlen)
 	r = walk_dir(&w, dir, "", 0);
 	if (r < 0)
 		goto out;
-	qsort(p->files, p->n_files, sizeof *p->files, cmp_file);
+	if (p->n_files > 1)
+		qsort(p->files, p->n_files, sizeof *p->files, cmp_file);
 	mf = pack_file(p, "manifest.json");
 	if (mf == NULL) {
 		snprintf(err, errlen, "%s: no manifest.json", dir);

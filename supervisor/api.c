@@ -120,7 +120,7 @@ static void handle(sup_reply *rp, nng_msg *msg)
 			   err, sizeof err);
 	nng_msg_free(msg);
 	rp->req_id = q ? q->id : 0;
-	if (r < 0) {
+	if (r < 0 || q == NULL) {
 		if (q)
 			protobuf_c_message_free_unpacked(&q->base, NULL);
 		return sup_api_fail(rp, code, "%s", err);

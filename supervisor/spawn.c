@@ -71,7 +71,11 @@ void sup_spawn_opts_default(sup_spawn_opts *o)
 {
 	memset(o, 0, sizeof *o);
 	o->stderr_fd = -1;
+#ifdef MP_SANITIZED
+	o->rlimit_as = RLIM_INFINITY; /* ASan reserves terabytes of shadow address space */
+#else
 	o->rlimit_as = (uint64_t)MP_LUA_MEM_BYTES + MP_WORKER_AS_MARGIN_BYTES;
+#endif
 	o->rlimit_cpu = MP_WORKER_CPU_SECONDS;
 	o->rlimit_nofile = MP_WORKER_NOFILE;
 	o->rlimit_fsize = MP_WORKER_FSIZE_BYTES;
@@ -397,7 +401,7 @@ static long ms_since(const struct timespec *t0)
 
 int sup_spawn_reap(pid_t pid, int *wstatus, int timeout_ms)
 {
-	struct timespec t0, nap = {0, 1000 * 1000};
+	struct timespec t0, nap = {0, 1000000L};
 	struct pollfd p;
 	int fd, r;
 

@@ -97,6 +97,13 @@ static void *stderr_reader(void *arg)
 			buf[have] = '\0';
 		}
 	}
+	/* stderr closed: the worker has exited (it never closes fd 2 itself). Wake an
+	 * RPC or a Hello wait now instead of at its timeout. */
+	pthread_mutex_lock(&w->mu);
+	w->dead = 1;
+	if (w->waiting)
+		nng_aio_cancel(w->aio);
+	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
@@ -160,7 +167,7 @@ static void reap(wchan *w, int force_kill, int quiet)
 	if (forb[0]) {
 		w->death_code = MOONPEN__V1__STATUS__CODE__WORKER_CRASHED;
 		snprintf(w->death, sizeof w->death, "worker %s: forbidden syscall %s", why, forb);
-	} else if (w->death_code != MOONPEN__V1__STATUS__CODE__TIMEOUT) {
+	} else if (w->death_code != MOONPEN__V1__STATUS__CODE__TIMEOUT && w->death[0] == '\0') {
 		w->death_code = MOONPEN__V1__STATUS__CODE__WORKER_CRASHED;
 		if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
 			w->death_code = MOONPEN__V1__STATUS__CODE__TIMEOUT;
@@ -304,7 +311,9 @@ static int spawn_worker(wchan *w, const wchan_opts *o, char *err, unsigned long 
 	so.path = o->worker_path;
 	so.argv = argv;
 	so.stderr_fd = pfd[1];
+#ifndef MP_SANITIZED /* sanitizer builds: no RLIMIT_AS (see sup_spawn_opts_default) */
 	so.rlimit_as = o->mem_bytes + MP_WORKER_AS_MARGIN_BYTES;
+#endif
 	so.report = &w->spawned;
 	r = sup_spawn(&so, &w->pid, err, errlen);
 	close(pfd[1]);

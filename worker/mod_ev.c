@@ -100,6 +100,7 @@ const mev_handler *mev_handler_at(const mev_bus *b, size_t i)
 
 int mev_push(mev_bus *b, const char *name, val_t *payload, unsigned depth)
 {
+	mev_event *slot;
 	char *copy;
 
 	if (b->nq == b->capq) {
@@ -117,7 +118,10 @@ int mev_push(mev_bus *b, const char *name, val_t *payload, unsigned depth)
 	copy = strdup(name);
 	if (copy == NULL)
 		return -ENOMEM;
-	b->q[(b->head + b->nq) % b->capq] = (mev_event){copy, payload, depth};
+	slot = &b->q[(b->head + b->nq) % b->capq];
+	slot->name = copy; /* owned by the queue until mev_pop hands it over */
+	slot->payload = payload;
+	slot->depth = depth;
 	b->nq++;
 	return 0;
 }

@@ -169,8 +169,9 @@ static int l_random(lua_State *L)
 	}
 	if (lo > hi)
 		return luaL_error(L, "math.random: interval is empty");
-	lua_pushinteger(L,
-			(lua_Integer)(project(r, rv, (uint64_t)hi - (uint64_t)lo) + (uint64_t)lo));
+	uint64_t u = project(r, rv, (uint64_t)hi - (uint64_t)lo) + (uint64_t)lo;
+
+	lua_pushinteger(L, (lua_Integer)u); /* two's complement wrap back into [lo, hi] */
 	return 1;
 }
 

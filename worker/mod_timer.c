@@ -375,7 +375,9 @@ static int l_now(lua_State *L)
 {
 	const hapi_ctx *ctx = lua_touserdata(L, lua_upvalueindex(1));
 
-	lua_pushinteger(L, (lua_Integer)(ctx->tick * ctx->tick_ms));
+	uint64_t ms = ctx->tick * (uint64_t)ctx->tick_ms;
+
+	lua_pushinteger(L, (lua_Integer)ms);
 	return 1;
 }
 
