@@ -9,7 +9,7 @@ CC ?= cc
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev libseccomp-dev libnng-dev \
 	libprotobuf-c-dev protobuf-c-compiler libsodium-dev libjansson-dev \
 	libcriterion-dev libsqlite3-dev libcap-dev protobuf-compiler nng-utils \
-	clang-format
+	clang-format clang libclang-rt-14-dev clang-tidy cppcheck valgrind
 
 LUA_A := $(shell pkg-config --variable=libdir lua5.4 2>/dev/null || echo /usr/lib/x86_64-linux-gnu)/liblua5.4.a
 
