@@ -603,7 +603,7 @@ static void result_json(json_t *o, const Moonpen__V1__Result *res, int *ok)
 	put(o, "usage", usage_json(res->usage), ok);
 }
 
-static const char *state_name(Moonpen__V1__InstanceInfo__State s)
+const char *mp_state_name(Moonpen__V1__InstanceInfo__State s)
 {
 	switch (s) {
 	case MOONPEN__V1__INSTANCE_INFO__STATE__STARTING:
@@ -653,7 +653,7 @@ static json_t *info_json(const Moonpen__V1__InstanceInfo *in)
 	put(o, "seed", jint(in->seed), &ok);
 	put(o, "tick_ms", jint(in->tick_ms), &ok);
 	put(o, "tick", jint(in->tick), &ok);
-	put(o, "state", json_string(state_name(in->state)), &ok);
+	put(o, "state", json_string(mp_state_name(in->state)), &ok);
 	put(o, "state_hash", jhex(&in->state_hash), &ok);
 	put(o, "labels", labels_json(in, &ok), &ok);
 	put(o, "worker_pid", json_integer(in->worker_pid), &ok);

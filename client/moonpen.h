@@ -115,6 +115,10 @@ void mp_response_free(mp_response *r);
 /* The reply's status code; OK when the reply carries no status. */
 Moonpen__V1__Status__Code mp_status_code(const mp_response *r);
 
+/* Lower-case name of an instance state ("starting", "running", "quarantined",
+ * "closed"; "unknown" outside the enum). Static storage. */
+const char *mp_state_name(Moonpen__V1__InstanceInfo__State s);
+
 /* Text for an error returned by this library (never NULL, static). */
 const char *mp_strerror(int err);
 

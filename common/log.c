@@ -76,7 +76,9 @@ void log_msg(enum log_level lvl, const char *fields, const char *fmt, ...)
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
 	pthread_mutex_lock(&log_mu);
-	fprintf(stderr, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"comp\":\"%s\",\"pid\":%d,\"msg\":\"%s\"%s%s}\n",
+	fprintf(stderr,
+		"{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"comp\":\"%s\",\"pid\":%d,\"msg\":\"%s\"%"
+		"s%s}\n",
 		ts, now.tv_nsec / 1000000, log_level_name(lvl), log_comp, (int)getpid(), esc,
 		fields ? "," : "", fields ? fields : "");
 	fflush(stderr);

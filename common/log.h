@@ -16,7 +16,7 @@ void log_init(const char *component, enum log_level min);
  * braces (`"inst_id":"a","elapsed_ms":3`), already escaped by the caller with
  * log_json_str(). The message is escaped here. */
 void log_msg(enum log_level lvl, const char *fields, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Writes s as a JSON string body (no quotes) into buf; truncates safely.
  * Returns buf. */

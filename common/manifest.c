@@ -29,6 +29,7 @@
 
 #include <jansson.h>
 
+#include "common/diag.h"
 #include "common/manifest.h"
 
 #define MF_MAX_APIS 64
@@ -49,21 +50,6 @@ static const char *const limit_fields[] = {
     "instructions",
     NULL,
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 /* ---- lexical checks ---------------------------------------------------------- */
 
@@ -198,7 +184,7 @@ static int check_fields(json_t *obj, const char *const *allowed, const char *whe
 	{
 		(void)v;
 		if (!known(allowed, key))
-			return fail(err, errlen, "unknown field '%s%s'", where, key);
+			return diag_fail(err, errlen, "unknown field '%s%s'", where, key);
 	}
 	return 0;
 }
@@ -214,14 +200,14 @@ static int get_str(json_t *obj, const char *key, const char *where, int required
 	*out = NULL;
 	if (v == NULL) {
 		if (required)
-			return fail(err, errlen, "missing required field '%s%s'", where, key);
+			return diag_fail(err, errlen, "missing required field '%s%s'", where, key);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return fail(err, errlen, "field '%s%s': expected a string", where, key);
+		return diag_fail(err, errlen, "field '%s%s': expected a string", where, key);
 	if (json_string_length(v) > MF_MAX_TEXT ||
 	    strlen(json_string_value(v)) != json_string_length(v))
-		return fail(err, errlen, "field '%s%s': too long or contains NUL", where, key);
+		return diag_fail(err, errlen, "field '%s%s': too long or contains NUL", where, key);
 	*out = strdup(json_string_value(v));
 	return *out == NULL ? -ENOMEM : 0;
 }
@@ -236,11 +222,12 @@ static int get_uint(json_t *obj, const char *key, const char *where, uint64_t lo
 	if (v == NULL)
 		return 0;
 	if (!json_is_integer(v))
-		return fail(err, errlen, "field '%s%s': expected an integer", where, key);
+		return diag_fail(err, errlen, "field '%s%s': expected an integer", where, key);
 	i = json_integer_value(v);
 	if (i < 0 || (uint64_t)i < lo || (uint64_t)i > hi)
-		return fail(err, errlen, "field '%s%s': %lld is out of range [%llu, %llu]", where,
-			    key, (long long)i, (unsigned long long)lo, (unsigned long long)hi);
+		return diag_fail(err, errlen, "field '%s%s': %lld is out of range [%llu, %llu]",
+				 where, key, (long long)i, (unsigned long long)lo,
+				 (unsigned long long)hi);
 	*out = (uint64_t)i;
 	return 0;
 }
@@ -256,20 +243,20 @@ static int parse_apis(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	if (a == NULL)
 		return 0;
 	if (!json_is_array(a))
-		return fail(err, errlen, "field 'apis': expected an array of names");
+		return diag_fail(err, errlen, "field 'apis': expected an array of names");
 	if (json_array_size(a) > MF_MAX_APIS)
-		return fail(err, errlen, "field 'apis': more than %d entries", MF_MAX_APIS);
+		return diag_fail(err, errlen, "field 'apis': more than %d entries", MF_MAX_APIS);
 	m->apis = calloc(json_array_size(a) + 1, sizeof(*m->apis));
 	if (m->apis == NULL)
 		return -ENOMEM;
 	json_array_foreach(a, i, v)
 	{
 		if (!json_is_string(v) || !is_ident(json_string_value(v)))
-			return fail(err, errlen, "field 'apis[%zu]': expected an identifier",
-				    i + 1);
+			return diag_fail(err, errlen, "field 'apis[%zu]': expected an identifier",
+					 i + 1);
 		if (mf_uses_api(m, json_string_value(v)))
-			return fail(err, errlen, "field 'apis[%zu]': '%s' is listed twice", i + 1,
-				    json_string_value(v));
+			return diag_fail(err, errlen, "field 'apis[%zu]': '%s' is listed twice",
+					 i + 1, json_string_value(v));
 		m->apis[i] = strdup(json_string_value(v));
 		if (m->apis[i] == NULL)
 			return -ENOMEM;
@@ -286,26 +273,27 @@ static int parse_trigger(json_t *t, size_t idx, mf_trigger *tr, char *err, size_
 
 	snprintf(where, sizeof(where), "triggers[%zu].", idx + 1);
 	if (!json_is_object(t))
-		return fail(err, errlen, "field 'triggers[%zu]': expected an object", idx + 1);
+		return diag_fail(err, errlen, "field 'triggers[%zu]': expected an object", idx + 1);
 	r = check_fields(t, trig_fields, where, err, errlen);
 	if (r == 0)
 		r = get_str(t, "id", where, 1, &tr->id, err, errlen);
 	if (r == 0 && !is_trigger_id(tr->id))
-		r = fail(err, errlen, "field '%sid': expected 1-64 of [A-Za-z0-9._:-], got \"%s\"",
-			 where, tr->id);
+		r = diag_fail(err, errlen,
+			      "field '%sid': expected 1-64 of [A-Za-z0-9._:-], got \"%s\"", where,
+			      tr->id);
 	if (r == 0)
 		r = get_str(t, "event", where, 1, &tr->event, err, errlen);
 	if (r == 0 && !is_event_pattern(tr->event))
-		r = fail(err, errlen,
-			 "field '%sevent': expected an event name or a pattern ending in '*', "
-			 "got \"%s\"",
-			 where, tr->event);
+		r = diag_fail(err, errlen,
+			      "field '%sevent': expected an event name or a pattern ending in '*', "
+			      "got \"%s\"",
+			      where, tr->event);
 	if (r == 0)
 		r = get_str(t, "condition", where, 0, &tr->condition, err, errlen);
 	if (r == 0)
 		r = get_str(t, "action", where, 1, &tr->action, err, errlen);
 	if (r == 0 && tr->action[strspn(tr->action, " \t\r\n")] == '\0')
-		r = fail(err, errlen, "field '%saction': empty", where);
+		r = diag_fail(err, errlen, "field '%saction': empty", where);
 	if (r == 0)
 		r = get_uint(t, "throttle_ms", where, 0, UINT32_MAX, &thr, err, errlen);
 	tr->throttle_ms = (uint32_t)thr;
@@ -322,9 +310,10 @@ static int parse_triggers(json_t *root, mf_manifest *m, char *err, size_t errlen
 	if (a == NULL)
 		return 0;
 	if (!json_is_array(a))
-		return fail(err, errlen, "field 'triggers': expected an array");
+		return diag_fail(err, errlen, "field 'triggers': expected an array");
 	if (json_array_size(a) > MF_MAX_TRIGGERS)
-		return fail(err, errlen, "field 'triggers': more than %d entries", MF_MAX_TRIGGERS);
+		return diag_fail(err, errlen, "field 'triggers': more than %d entries",
+				 MF_MAX_TRIGGERS);
 	m->triggers = calloc(json_array_size(a) + 1, sizeof(*m->triggers));
 	if (m->triggers == NULL)
 		return -ENOMEM;
@@ -337,9 +326,9 @@ static int parse_triggers(json_t *root, mf_manifest *m, char *err, size_t errlen
 		for (size_t j = 0; j < i; j++)
 			if (m->triggers[j].id && m->triggers[i].id &&
 			    strcmp(m->triggers[j].id, m->triggers[i].id) == 0)
-				return fail(err, errlen,
-					    "field 'triggers[%zu].id': \"%s\" is used twice", i + 1,
-					    m->triggers[i].id);
+				return diag_fail(err, errlen,
+						 "field 'triggers[%zu].id': \"%s\" is used twice",
+						 i + 1, m->triggers[i].id);
 	}
 	return 0;
 }
@@ -353,7 +342,7 @@ static int parse_limits(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	if (l == NULL)
 		return 0;
 	if (!json_is_object(l))
-		return fail(err, errlen, "field 'limits': expected an object");
+		return diag_fail(err, errlen, "field 'limits': expected an object");
 	r = check_fields(l, limit_fields, "limits.", err, errlen);
 	if (r == 0)
 		r = get_uint(l, "memory_mb", "limits.", 1, 4096, &mem, err, errlen);
@@ -376,12 +365,12 @@ static int parse_compat(json_t *root, char *err, size_t errlen)
 	if (a == NULL)
 		return 0;
 	if (!json_is_array(a))
-		return fail(err, errlen, "field 'compat': expected an array of strings");
+		return diag_fail(err, errlen, "field 'compat': expected an array of strings");
 	json_array_foreach(a, i, v)
 	{
 		if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 32)
-			return fail(err, errlen, "field 'compat[%zu]': expected a short string",
-				    i + 1);
+			return diag_fail(err, errlen,
+					 "field 'compat[%zu]': expected a short string", i + 1);
 	}
 	return 0;
 }
@@ -392,29 +381,30 @@ static int parse_header(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	int r = get_str(root, "id", "", 1, &m->id, err, errlen);
 
 	if (r == 0 && !is_pack_id(m->id))
-		r = fail(err, errlen, "field 'id': expected [a-z0-9][a-z0-9._-]{0,63}, got \"%s\"",
-			 m->id);
+		r = diag_fail(err, errlen,
+			      "field 'id': expected [a-z0-9][a-z0-9._-]{0,63}, got \"%s\"", m->id);
 	if (r == 0)
 		r = get_str(root, "version", "", 1, &m->version, err, errlen);
 	if (r == 0 && !is_version(m->version))
-		r = fail(err, errlen,
-			 "field 'version': expected MAJOR.MINOR.PATCH (digits only), got \"%s\"",
-			 m->version);
+		r = diag_fail(
+		    err, errlen,
+		    "field 'version': expected MAJOR.MINOR.PATCH (digits only), got \"%s\"",
+		    m->version);
 	if (r == 0)
 		r = get_str(root, "engine", "", 1, &m->engine, err, errlen);
 	if (r == 0 && (m->engine == NULL || strcmp(m->engine, "lua") != 0))
-		r = fail(err, errlen, "field 'engine': only \"lua\" is supported, got \"%s\"",
-			 m->engine ? m->engine : "");
+		r = diag_fail(err, errlen, "field 'engine': only \"lua\" is supported, got \"%s\"",
+			      m->engine ? m->engine : "");
 	if (r == 0)
 		r = get_str(root, "entry", "", 1, &m->entry, err, errlen);
 	if (r == 0 && !is_entry_path(m->entry))
-		r = fail(err, errlen,
-			 "field 'entry': expected a relative path to a .lua file, got \"%s\"",
-			 m->entry);
+		r = diag_fail(err, errlen,
+			      "field 'entry': expected a relative path to a .lua file, got \"%s\"",
+			      m->entry);
 	if (r == 0)
 		r = get_str(root, "player_field", "", 0, &m->player_field, err, errlen);
 	if (r == 0 && m->player_field != NULL && !is_ident(m->player_field))
-		r = fail(err, errlen, "field 'player_field': expected an identifier");
+		r = diag_fail(err, errlen, "field 'player_field': expected an identifier");
 	for (const char *const *k = (const char *const[]){"description", "author", "license", NULL};
 	     r == 0 && *k != NULL; k++) {
 		r = get_str(root, *k, "", 0, &tmp, err, errlen);
@@ -430,7 +420,7 @@ static int parse_root(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	int r;
 
 	if (!json_is_object(root))
-		return fail(err, errlen, "manifest: expected a JSON object");
+		return diag_fail(err, errlen, "manifest: expected a JSON object");
 	r = check_fields(root, mf_fields, "", err, errlen);
 	if (r == 0)
 		r = parse_header(root, m, err, errlen);
@@ -472,8 +462,8 @@ int mf_parse(const char *json, size_t len, mf_manifest **out, char *err, size_t 
 		goto out;
 	}
 	if (root == NULL) {
-		r = fail(err, errlen, "manifest is not valid JSON: %s (line %d, column %d)",
-			 jerr.text, jerr.line, jerr.column);
+		r = diag_fail(err, errlen, "manifest is not valid JSON: %s (line %d, column %d)",
+			      jerr.text, jerr.line, jerr.column);
 		goto out;
 	}
 	m = calloc(1, sizeof(*m));
@@ -484,7 +474,7 @@ int mf_parse(const char *json, size_t len, mf_manifest **out, char *err, size_t 
 	r = parse_root(root, m, err, errlen);
 out:
 	if (r == -ENOMEM)
-		fail(err, errlen, "out of memory");
+		diag_fail(err, errlen, "out of memory");
 	json_decref(root);
 	if (r < 0)
 		mf_free(m);

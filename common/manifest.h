@@ -10,10 +10,10 @@
 #include <stdint.h>
 
 typedef struct mf_trigger {
-	char *id;        /* unique within the pack */
-	char *event;     /* event pattern: "OnLeverSwitch", "OnAreaEnter:*", "combat.*" */
+	char *id;	 /* unique within the pack */
+	char *event;	 /* event pattern: "OnLeverSwitch", "OnAreaEnter:*", "combat.*" */
 	char *condition; /* Lua expression, or NULL (always) */
-	char *action;    /* Lua snippet, or the name of a global function */
+	char *action;	 /* Lua snippet, or the name of a global function */
 	uint32_t throttle_ms;
 } mf_trigger;
 
@@ -37,7 +37,7 @@ typedef struct mf_manifest {
 /* Parses json[0..len). Returns 0 and *out (free with mf_free), or -EINVAL with
  * a message naming the bad field in err, or -ENOMEM. */
 int mf_parse(const char *json, size_t len, mf_manifest **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void mf_free(mf_manifest *m);
 
 /* Compares two MAJOR.MINOR.PATCH versions numerically: <0, 0, >0. */

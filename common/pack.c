@@ -106,7 +106,8 @@ static int add_file(struct walk *w, const char *rel, const char *full)
 	}
 	r = read_file(full, MP_PACK_MAX_BYTES, &data, &len);
 	if (r < 0) {
-		snprintf(w->err, w->errlen, "%s: %s", rel, r == -EFBIG ? "file too large" : strerror(-r));
+		snprintf(w->err, w->errlen, "%s: %s", rel,
+			 r == -EFBIG ? "file too large" : strerror(-r));
 		return r == -EFBIG ? -EINVAL : r;
 	}
 	if (p->bytes + len > MP_PACK_MAX_BYTES) {
@@ -152,7 +153,8 @@ static int walk_dir(struct walk *w, const char *base, const char *rel, int depth
 		snprintf(w->err, w->errlen, "%s: folders nested too deep", rel);
 		return -EINVAL;
 	}
-	if ((size_t)snprintf(full, sizeof full, "%s%s%s", base, rel[0] ? "/" : "", rel) >= sizeof full) {
+	if ((size_t)snprintf(full, sizeof full, "%s%s%s", base, rel[0] ? "/" : "", rel) >=
+	    sizeof full) {
 		snprintf(w->err, w->errlen, "%s: path too long", rel);
 		return -EINVAL;
 	}

@@ -21,7 +21,7 @@ typedef struct pack {
 	size_t manifest_len;
 	Moonpen__Worker__V1__PackFile **files; /* sorted by path; manifest.json included */
 	size_t n_files;
-	size_t bytes;     /* sum of file sizes */
+	size_t bytes;	  /* sum of file sizes */
 	uint8_t hash[32]; /* BLAKE2b-256 over (path, size, bytes) of every file, in order */
 } pack;
 
@@ -29,7 +29,7 @@ typedef struct pack {
  * in err (bad manifest, missing entry, a path or size over the limits), or
  * -ENOMEM / -errno of a failed read. */
 int pack_load_dir(const char *dir, pack **out, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void pack_free(pack *p);
 
 /* Nonzero when path is a safe pack-relative path: '/'-separated, no empty,

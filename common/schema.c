@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "common/diag.h"
 #include "common/schema.h"
 
 #define PATH_MAX_LEN 256
@@ -23,21 +24,6 @@ static const char *const reserved[] = {
     "state", "ev",	  "timer", "rand", "log",  "clock", "drop", "string",
     "table", "coroutine", "math",  "utf8", "host", "_G",    "_ENV", NULL,
 };
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 static void subpath(char dst[PATH_MAX_LEN], const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -143,7 +129,7 @@ static int parse_record(json_t *obj, const char *path, unsigned depth, sch_type 
 	int r;
 
 	if (!json_is_object(obj))
-		return fail(err, errlen, "%s.record: expected an object of fields", path);
+		return diag_fail(err, errlen, "%s.record: expected an object of fields", path);
 	t->fields = calloc(json_object_size(obj) + 1, sizeof(*t->fields));
 	if (t->fields == NULL)
 		return -ENOMEM;
@@ -151,7 +137,7 @@ static int parse_record(json_t *obj, const char *path, unsigned depth, sch_type 
 	{
 		subpath(sub, "%s.record.%s", path, key);
 		if (!is_ident(key, 0))
-			return fail(err, errlen, "%s: field names must be identifiers", sub);
+			return diag_fail(err, errlen, "%s: field names must be identifiers", sub);
 		t->fields[t->n_fields].name = strdup(key);
 		if (t->fields[t->n_fields].name == NULL)
 			return -ENOMEM;
@@ -173,16 +159,16 @@ static int parse_compound(json_t *j, const char *path, unsigned depth, sch_type 
 	sch_type *t;
 
 	if (json_object_size(j) != 1)
-		return fail(err, errlen,
-			    "%s: a compound type has exactly one of record, list, "
-			    "optional",
-			    path);
+		return diag_fail(err, errlen,
+				 "%s: a compound type has exactly one of record, list, "
+				 "optional",
+				 path);
 	json_object_foreach(j, key, v)
 	{
 		break;
 	}
 	if (strcmp(key, "record") != 0 && strcmp(key, "list") != 0 && strcmp(key, "optional") != 0)
-		return fail(err, errlen, "%s: unknown compound type \"%s\"", path, key);
+		return diag_fail(err, errlen, "%s: unknown compound type \"%s\"", path, key);
 	t = type_new(key[0] == 'r' ? SCH_RECORD : key[0] == 'l' ? SCH_LIST : SCH_OPTIONAL);
 	if (t == NULL)
 		return -ENOMEM;
@@ -199,18 +185,18 @@ static int parse_type(json_t *j, const char *path, unsigned depth, sch_type **ou
 {
 	*out = NULL;
 	if (depth > SCH_MAX_DEPTH)
-		return fail(err, errlen, "%s: types nest deeper than %d", path, SCH_MAX_DEPTH);
+		return diag_fail(err, errlen, "%s: types nest deeper than %d", path, SCH_MAX_DEPTH);
 	if (json_is_object(j))
 		return parse_compound(j, path, depth, out, err, errlen);
 	if (!json_is_string(j))
-		return fail(err, errlen, "%s: expected a type name or a compound type", path);
+		return diag_fail(err, errlen, "%s: expected a type name or a compound type", path);
 	for (int k = SCH_STRING; k <= SCH_ANY; k++) {
 		if (strcmp(json_string_value(j), kind_names[k]) == 0) {
 			*out = type_new((sch_kind)k);
 			return *out == NULL ? -ENOMEM : 0;
 		}
 	}
-	return fail(err, errlen, "%s: unknown type \"%s\"", path, json_string_value(j));
+	return diag_fail(err, errlen, "%s: unknown type \"%s\"", path, json_string_value(j));
 }
 
 /* Wraps *t into {"optional": *t} unless it already accepts nil. */
@@ -243,7 +229,7 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *path,
 		while (*a != NULL && strcmp(*a, key) != 0)
 			a++;
 		if (*a == NULL)
-			return fail(err, errlen, "%s: unknown key \"%s\"", path, key);
+			return diag_fail(err, errlen, "%s: unknown key \"%s\"", path, key);
 	}
 	return 0;
 }
@@ -257,28 +243,28 @@ static int parse_param(json_t *p, const char *path, sch_fn *f, char *err, size_t
 	int r;
 
 	if (!json_is_object(p))
-		return fail(err, errlen, "%s: expected an object {name, type}", path);
+		return diag_fail(err, errlen, "%s: expected an object {name, type}", path);
 	r = check_keys(p, keys, path, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_is_string(name) || !is_ident(json_string_value(name), 0))
-		return fail(err, errlen, "%s.name: expected an identifier", path);
+		return diag_fail(err, errlen, "%s.name: expected an identifier", path);
 	if (opt != NULL && !json_is_boolean(opt))
-		return fail(err, errlen, "%s.optional: expected a boolean", path);
+		return diag_fail(err, errlen, "%s.optional: expected a boolean", path);
 	pa->name = strdup(json_string_value(name));
 	if (pa->name == NULL)
 		return -ENOMEM;
 	f->n_params++;
 	if (json_object_get(p, "type") == NULL)
-		return fail(err, errlen, "%s.type: missing", path);
+		return diag_fail(err, errlen, "%s.type: missing", path);
 	subpath(sub, "%s.type", path);
 	r = parse_type(json_object_get(p, "type"), sub, 1, &pa->type, err, errlen);
 	if (r == 0 && json_is_true(opt))
 		r = make_optional(&pa->type);
 	if (r == 0 && f->n_params > 1 && pa[-1].type->kind == SCH_OPTIONAL &&
 	    pa->type->kind != SCH_OPTIONAL)
-		r = fail(err, errlen, "%s: a required parameter cannot follow an optional one",
-			 path);
+		r = diag_fail(err, errlen, "%s: a required parameter cannot follow an optional one",
+			      path);
 	return r;
 }
 
@@ -292,8 +278,9 @@ static int parse_params(json_t *a, const char *path, sch_fn *f, char *err, size_
 	if (a == NULL)
 		return 0;
 	if (!json_is_array(a) || json_array_size(a) > SCH_MAX_PARAMS)
-		return fail(err, errlen, "%s.params: expected an array of at most %d parameters",
-			    path, SCH_MAX_PARAMS);
+		return diag_fail(err, errlen,
+				 "%s.params: expected an array of at most %d parameters", path,
+				 SCH_MAX_PARAMS);
 	f->params = calloc(json_array_size(a) + 1, sizeof(*f->params));
 	if (f->params == NULL)
 		return -ENOMEM;
@@ -305,8 +292,8 @@ static int parse_params(json_t *a, const char *path, sch_fn *f, char *err, size_
 			return r;
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(f->params[k].name, f->params[i].name) == 0)
-				return fail(err, errlen, "%s.name: \"%s\" is used twice", sub,
-					    f->params[i].name);
+				return diag_fail(err, errlen, "%s.name: \"%s\" is used twice", sub,
+						 f->params[i].name);
 	}
 	return 0;
 }
@@ -320,13 +307,13 @@ static int parse_fn(json_t *j, const char *path, sch_fn *f, char *err, size_t er
 	int r;
 
 	if (!json_is_object(j))
-		return fail(err, errlen, "%s: expected an object", path);
+		return diag_fail(err, errlen, "%s: expected an object", path);
 	r = check_keys(j, keys, path, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_is_string(kind) || (strcmp(json_string_value(kind), "effect") != 0 &&
 				      strcmp(json_string_value(kind), "query") != 0))
-		return fail(err, errlen, "%s.kind: expected \"effect\" or \"query\"", path);
+		return diag_fail(err, errlen, "%s.kind: expected \"effect\" or \"query\"", path);
 	f->kind = strcmp(json_string_value(kind), "query") == 0 ? SCH_QUERY : SCH_EFFECT;
 	r = parse_params(json_object_get(j, "params"), path, f, err, errlen);
 	if (r == 0 && json_object_get(j, "variadic") != NULL) {
@@ -356,9 +343,9 @@ static int parse_class(json_t *c, const char *path, sch_api *a, char *err, size_
 	else if (strcmp(s, "io") == 0)
 		a->cls = SCH_IO;
 	else
-		return fail(err, errlen,
-			    "%s.class: expected \"deterministic\", \"nondeterministic\" or \"io\"",
-			    path);
+		return diag_fail(
+		    err, errlen,
+		    "%s.class: expected \"deterministic\", \"nondeterministic\" or \"io\"", path);
 	return 0;
 }
 
@@ -371,12 +358,12 @@ static int parse_api(json_t *j, const char *path, sch_api *a, char *err, size_t 
 	int r;
 
 	if (!json_is_object(j))
-		return fail(err, errlen, "%s: expected an object", path);
+		return diag_fail(err, errlen, "%s: expected an object", path);
 	r = check_keys(j, keys, path, err, errlen);
 	if (r == 0)
 		r = parse_class(json_object_get(j, "class"), path, a, err, errlen);
 	if (r == 0 && !json_is_object(fns))
-		r = fail(err, errlen, "%s.functions: expected an object", path);
+		r = diag_fail(err, errlen, "%s.functions: expected an object", path);
 	if (r < 0)
 		return r;
 	a->fns = calloc(json_object_size(fns) + 1, sizeof(*a->fns));
@@ -386,7 +373,8 @@ static int parse_api(json_t *j, const char *path, sch_api *a, char *err, size_t 
 	{
 		subpath(sub, "%s.functions.%s", path, key);
 		if (!is_ident(key, 0))
-			return fail(err, errlen, "%s: function names must be identifiers", sub);
+			return diag_fail(err, errlen, "%s: function names must be identifiers",
+					 sub);
 		a->fns[a->n_fns].name = strdup(key);
 		if (a->fns[a->n_fns].name == NULL)
 			return -ENOMEM;
@@ -406,11 +394,11 @@ static int api_cmp(const void *a, const void *b)
 static int check_api_name(const char *key, const char *path, char *err, size_t errlen)
 {
 	if (!is_ident(key, 1))
-		return fail(err, errlen, "%s: API names must match [a-z_][a-z0-9_]*", path);
+		return diag_fail(err, errlen, "%s: API names must match [a-z_][a-z0-9_]*", path);
 	for (const char *const *r = reserved; *r != NULL; r++)
 		if (strcmp(*r, key) == 0)
-			return fail(err, errlen, "%s: \"%s\" is reserved for a built-in module",
-				    path, key);
+			return diag_fail(err, errlen,
+					 "%s: \"%s\" is reserved for a built-in module", path, key);
 	return 0;
 }
 
@@ -423,16 +411,16 @@ static int parse_root(json_t *root, sch_schema *s, char *err, size_t errlen)
 	int r;
 
 	if (!json_is_object(root))
-		return fail(err, errlen, "schema: expected a JSON object");
+		return diag_fail(err, errlen, "schema: expected a JSON object");
 	r = check_keys(root, keys, "schema", err, errlen);
 	if (r < 0)
 		return r;
 	v = json_object_get(root, "version");
 	if (!json_is_integer(v) || json_integer_value(v) != 1)
-		return fail(err, errlen, "version: expected 1");
+		return diag_fail(err, errlen, "version: expected 1");
 	s->version = 1;
 	if (!json_is_object(apis))
-		return fail(err, errlen, "apis: expected an object");
+		return diag_fail(err, errlen, "apis: expected an object");
 	s->apis = calloc(json_object_size(apis) + 1, sizeof(*s->apis));
 	if (s->apis == NULL)
 		return -ENOMEM;
@@ -475,18 +463,18 @@ int sch_parse(const char *json, size_t len, sch_schema **out, char *err, size_t 
 	/* jansson reports an allocation failure before the first token with no text */
 	if (root == NULL &&
 	    (json_error_code(&jerr) == json_error_out_of_memory || jerr.text[0] == '\0')) {
-		fail(err, errlen, "out of memory");
+		diag_fail(err, errlen, "out of memory");
 		r = -ENOMEM; /* not the operator's fault: never "not valid JSON" */
 		goto out;
 	}
 	if (root == NULL) {
-		r = fail(err, errlen, "schema is not valid JSON: %s (line %d, column %d)",
-			 jerr.text, jerr.line, jerr.column);
+		r = diag_fail(err, errlen, "schema is not valid JSON: %s (line %d, column %d)",
+			      jerr.text, jerr.line, jerr.column);
 		goto out;
 	}
 	r = parse_root(root, s, err, errlen);
 	if (r == -ENOMEM)
-		fail(err, errlen, "out of memory");
+		diag_fail(err, errlen, "out of memory");
 out:
 	json_decref(root);
 	if (r < 0)
@@ -597,7 +585,8 @@ static int mismatch(const sch_type *t, const val_t *v, const char *path, const c
 	char want[128];
 
 	describe(t, want, sizeof(want));
-	return fail(err, errlen, "'%s' expected %s, got %s%s", path, want, sch_val_type(v), why);
+	return diag_fail(err, errlen, "'%s' expected %s, got %s%s", path, want, sch_val_type(v),
+			 why);
 }
 
 static int check_int(val_t *v)
@@ -727,11 +716,12 @@ static int check_record(const sch_type *t, val_t *v, const char *path, char *err
 		return mismatch(t, v, path, "", err, errlen);
 	tb = v->table_value;
 	if (tb != NULL && tb->n_array > 0)
-		return fail(err, errlen, "'%s' expected record, got a table with list items", path);
+		return diag_fail(err, errlen, "'%s' expected record, got a table with list items",
+				 path);
 	for (size_t i = 0; tb != NULL && i < tb->n_map; i++) {
 		if (field_find(t, tb->map[i]->key) == NULL) {
 			val_t *k = tb->map[i]->key;
-			return fail(
+			return diag_fail(
 			    err, errlen, "'%s' has unknown field %s%s%s", path,
 			    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? "'" : "(",
 			    k->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE ? k->string_value
@@ -759,8 +749,8 @@ static int check_list(const sch_type *t, val_t *v, const char *path, char *err, 
 		return mismatch(t, v, path, "", err, errlen);
 	tb = v->table_value;
 	if (tb != NULL && tb->n_map > 0)
-		return fail(err, errlen, "'%s' expected list, got a table with non-list keys",
-			    path);
+		return diag_fail(err, errlen, "'%s' expected list, got a table with non-list keys",
+				 path);
 	for (size_t i = 0; tb != NULL && i < tb->n_array; i++) {
 		subpath(sub, "%s[%zu]", path, i + 1);
 		r = sch_check_value(t->elem, tb->array[i], sub, err, errlen);
@@ -780,15 +770,15 @@ int sch_check_args(const sch_api *a, const sch_fn *fn, val_t **args, size_t narg
 	while (nargs > 0 && is_nil(args[nargs - 1]))
 		nargs--;
 	if (nargs > max)
-		return fail(err, errlen, "%s.%s: expected at most %zu argument%s, got %zu", a->name,
-			    fn->name, max, max == 1 ? "" : "s", nargs);
+		return diag_fail(err, errlen, "%s.%s: expected at most %zu argument%s, got %zu",
+				 a->name, fn->name, max, max == 1 ? "" : "s", nargs);
 	for (size_t i = 0; i < fn->n_params || i < nargs; i++) {
 		const sch_type *t = i < fn->n_params ? fn->params[i].type : fn->variadic;
 		snprintf(path, sizeof(path), "%s", i < fn->n_params ? fn->params[i].name : "...");
 		r = sch_check_value(t, i < nargs ? args[i] : NULL, path, msg, sizeof(msg));
 		if (r < 0)
-			return fail(err, errlen, "%s.%s: argument #%zu %s", a->name, fn->name,
-				    i + 1, msg);
+			return diag_fail(err, errlen, "%s.%s: argument #%zu %s", a->name, fn->name,
+					 i + 1, msg);
 	}
 	return 0;
 }

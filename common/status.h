@@ -20,6 +20,6 @@ Moonpen__V1__Status *st_new(st_code code, const char *msg, const char *traceback
 
 /* Same, with printf-style formatting of the message. */
 Moonpen__V1__Status *st_newf(st_code code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 #endif

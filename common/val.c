@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "common/val.h"
+#include "common/diag.h"
 
 #define VAL_MAX_NODES 1000000 /* width guard: nodes (keys included) per checked tree */
-#define VAL_PATH_MAX 192      /* longest path kept for error messages */
 
 /* ---- constructors ----------------------------------------------------------- */
 
@@ -313,8 +313,7 @@ int val_utf8_valid(const char *s, size_t len)
 struct check {
 	unsigned max_depth;
 	size_t nodes;
-	char path[VAL_PATH_MAX];
-	size_t plen;
+	diag_path path;
 	char *err;
 	size_t errlen;
 };
@@ -330,38 +329,12 @@ static int check_fail(struct check *c, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (c->errlen > 0)
-		snprintf(c->err, c->errlen, "%s: %s", c->plen > 0 ? c->path : "(root)", what);
+		snprintf(c->err, c->errlen, "%s: %s", diag_path_str(&c->path), what);
 	return -EINVAL;
 }
 
 /* Appends a path segment; returns the old length for path_pop(). A path that
  * would overflow ends in "..." and stays that way below. */
-static size_t path_push(struct check *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static size_t path_push(struct check *c, const char *fmt, ...)
-{
-	size_t old = c->plen, room = sizeof(c->path) - c->plen;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(c->path + c->plen, room, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= room) {
-		memcpy(c->path + sizeof(c->path) - 4, "...", 4);
-		c->plen = sizeof(c->path) - 1;
-	} else {
-		c->plen += (size_t)n;
-	}
-	return old;
-}
-
-static void path_pop(struct check *c, size_t old)
-{
-	c->plen = old;
-	c->path[old] = '\0';
-}
 
 static int is_ident(const char *s)
 {
@@ -386,17 +359,18 @@ static size_t push_key(struct check *c, const val_t *k)
 {
 	switch (k->kind_case) {
 	case MOONPEN__V1__VALUE__KIND_INT_VALUE:
-		return path_push(c, "[%lld]", (long long)k->int_value);
+		return diag_path_push(&c->path, "[%lld]", (long long)k->int_value);
 	case MOONPEN__V1__VALUE__KIND_FLOAT_VALUE:
-		return path_push(c, "[%.17g]", k->float_value);
+		return diag_path_push(&c->path, "[%.17g]", k->float_value);
 	case MOONPEN__V1__VALUE__KIND_BOOL_VALUE:
-		return path_push(c, "[%s]", k->bool_value ? "true" : "false");
+		return diag_path_push(&c->path, "[%s]", k->bool_value ? "true" : "false");
 	case MOONPEN__V1__VALUE__KIND_STRING_VALUE:
 		if (is_ident(k->string_value))
-			return path_push(c, "%s%s", c->plen > 0 ? "." : "", k->string_value);
-		return path_push(c, "[\"%.32s\"]", k->string_value);
+			return diag_path_push(&c->path, "%s%s", c->path.len > 0 ? "." : "",
+					      k->string_value);
+		return diag_path_push(&c->path, "[\"%.32s\"]", k->string_value);
 	default:
-		return path_push(c, "[<bytes>]");
+		return diag_path_push(&c->path, "[<bytes>]");
 	}
 }
 
@@ -416,9 +390,9 @@ static int check_key(struct check *c, const Moonpen__V1__Pair *p, size_t i)
 		return check_fail(c, "map key %zu is a table", i + 1);
 	if (k->kind_case == MOONPEN__V1__VALUE__KIND_FLOAT_VALUE && isnan(k->float_value))
 		return check_fail(c, "map key %zu is NaN", i + 1);
-	old = path_push(c, "{key %zu}", i + 1);
+	old = diag_path_push(&c->path, "{key %zu}", i + 1);
 	r = check_node(c, k, 0);
-	path_pop(c, old);
+	diag_path_pop(&c->path, old);
 	return r;
 }
 
@@ -430,9 +404,9 @@ static int check_table(struct check *c, const Moonpen__V1__Table *t, unsigned de
 	if ((t->n_array > 0 && t->array == NULL) || (t->n_map > 0 && t->map == NULL))
 		return check_fail(c, "malformed table");
 	for (i = 0; i < t->n_array; i++) {
-		old = path_push(c, "[%zu]", i + 1);
+		old = diag_path_push(&c->path, "[%zu]", i + 1);
 		r = check_node(c, t->array[i], depth);
-		path_pop(c, old);
+		diag_path_pop(&c->path, old);
 		if (r < 0)
 			return r;
 	}
@@ -446,7 +420,7 @@ static int check_table(struct check *c, const Moonpen__V1__Table *t, unsigned de
 			return r;
 		old = push_key(c, p->key);
 		r = check_node(c, p->value, depth);
-		path_pop(c, old);
+		diag_path_pop(&c->path, old);
 		if (r < 0)
 			return r;
 	}

@@ -43,7 +43,7 @@ void val_free(val_t *v);
  * valid UTF-8, map keys neither nil nor NaN nor tables. Returns 0, or -EINVAL with
  * a message in err (always NUL-terminated when errlen > 0). */
 int val_check(const val_t *v, unsigned max_depth, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Nonzero when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int val_utf8_valid(const char *s, size_t len);

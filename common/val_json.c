@@ -14,15 +14,15 @@
 
 #include "common/val_json.h"
 
-#define VJSON_PATH_MAX 160
+#include "common/diag.h"
+
 #define VJSON_BYTES_KEY "$bytes"
 
 /* ---- JSON → Value ---------------------------------------------------------------- */
 
 struct conv {
 	unsigned max_depth;
-	char path[VJSON_PATH_MAX];
-	size_t plen;
+	diag_path path;
 	char *err;
 	size_t errlen;
 };
@@ -39,34 +39,8 @@ static int conv_fail(struct conv *c, int r, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (c->errlen > 0)
-		snprintf(c->err, c->errlen, "%s: %s", c->plen > 0 ? c->path : "(root)", what);
+		snprintf(c->err, c->errlen, "%s: %s", diag_path_str(&c->path), what);
 	return r;
-}
-
-static size_t path_push(struct conv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static size_t path_push(struct conv *c, const char *fmt, ...)
-{
-	size_t old = c->plen, room = sizeof(c->path) - c->plen;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(c->path + c->plen, room, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= room) {
-		memcpy(c->path + sizeof(c->path) - 4, "...", 4);
-		c->plen = sizeof(c->path) - 1;
-	} else {
-		c->plen += (size_t)n;
-	}
-	return old;
-}
-
-static void path_pop(struct conv *c, size_t old)
-{
-	c->plen = old;
-	c->path[old] = '\0';
 }
 
 static int from_json(struct conv *c, const json_t *j, unsigned depth, val_t **out);
@@ -79,9 +53,9 @@ static int from_array(struct conv *c, const json_t *j, unsigned depth, val_t *t)
 	for (i = 0; i < json_array_size(j); i++) {
 		val_t *item = NULL;
 
-		old = path_push(c, "[%zu]", i + 1);
+		old = diag_path_push(&c->path, "[%zu]", i + 1);
 		r = from_json(c, json_array_get(j, i), depth, &item);
-		path_pop(c, old);
+		diag_path_pop(&c->path, old);
 		if (r < 0)
 			return r;
 		if (val_table_push(t, item) < 0) {
@@ -105,9 +79,9 @@ static int from_member(struct conv *c, const json_t *obj, const char *k, unsigne
 
 	if (key == NULL)
 		return conv_fail(c, -ENOMEM, "out of memory");
-	old = path_push(c, "%s%s", c->plen > 0 ? "." : "", k);
+	old = diag_path_push(&c->path, "%s%s", c->path.len > 0 ? "." : "", k);
 	r = from_json(c, json_object_get(obj, k), depth, &value);
-	path_pop(c, old);
+	diag_path_pop(&c->path, old);
 	if (r < 0)
 		goto out;
 	r = val_table_set(t, key, value);

@@ -32,8 +32,8 @@ int wire_send(nng_socket s, const ProtobufCMessage *m) __attribute__((warn_unuse
 /* Receives one message of type d on s (blocking, subject to the socket's
  * receive timeout). 0 and *out, -ETIMEDOUT, -EPIPE (socket closed), -EMSGSIZE,
  * -EBADMSG, -EIO. */
-int wire_recv(nng_socket s, const ProtobufCMessageDescriptor *d, size_t max,
-	      ProtobufCMessage **out) __attribute__((warn_unused_result));
+int wire_recv(nng_socket s, const ProtobufCMessageDescriptor *d, size_t max, ProtobufCMessage **out)
+    __attribute__((warn_unused_result));
 
 /* Maps an NNG error number to a negative errno-style code. */
 int wire_errno(int nng_err);

@@ -23,7 +23,7 @@ typedef struct sup_reply sup_reply; /* one request in flight */
 /* Listens on s->cfg.listen with s->cfg.api_contexts contexts. 0, or negative
  * with err filled. */
 int sup_api_start(sup *s, sup_api **out, char *err, unsigned long errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Closes the socket and frees the contexts. Call after every instance thread
  * has answered (sup_insts_shutdown), so no reply is pending. */
 void sup_api_stop(sup_api *a);
@@ -35,9 +35,9 @@ void sup_api_reply(sup_reply *r, Moonpen__V1__Response *resp);
 /* A new heap Response with a status (message formatted), or NULL when out of
  * memory. */
 Moonpen__V1__Response *sup_resp_new(st_code code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Shorthand: answer r with an error status. */
 void sup_api_fail(sup_reply *r, st_code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -24,9 +24,18 @@ struct opt {
 	const char *help;
 };
 
-#define O_STR(n, f, h) {n, OPT_STR, offsetof(sup_config, f), sizeof(((sup_config *)0)->f), 0, 0, h}
-#define O_U32(n, f, lo, hi, h) {n, OPT_U32, offsetof(sup_config, f), 4, lo, hi, h}
-#define O_U64(n, f, lo, hi, h) {n, OPT_U64, offsetof(sup_config, f), 8, lo, hi, h}
+#define O_STR(n, f, h)                                                                             \
+	{                                                                                          \
+		n, OPT_STR, offsetof(sup_config, f), sizeof(((sup_config *)0)->f), 0, 0, h         \
+	}
+#define O_U32(n, f, lo, hi, h)                                                                     \
+	{                                                                                          \
+		n, OPT_U32, offsetof(sup_config, f), 4, lo, hi, h                                  \
+	}
+#define O_U64(n, f, lo, hi, h)                                                                     \
+	{                                                                                          \
+		n, OPT_U64, offsetof(sup_config, f), 8, lo, hi, h                                  \
+	}
 
 static const struct opt opts[] = {
     O_STR("listen", listen, "API URL (default ipc://RUN_DIR/api.sock)"),
@@ -135,7 +144,8 @@ static int set_opt(sup_config *c, const struct opt *o, const char *v, char *err,
 		n = strtoull(v, &end, 10);
 		if (errno || end == v || *end || v[0] == '-' || n < o->min || n > o->max) {
 			snprintf(err, errlen, "%s: expected an integer in [%llu, %llu], got '%s'",
-				 o->name, (unsigned long long)o->min, (unsigned long long)o->max, v);
+				 o->name, (unsigned long long)o->min, (unsigned long long)o->max,
+				 v);
 			return -EINVAL;
 		}
 		if (o->kind == OPT_U32)
@@ -250,7 +260,8 @@ int sup_config_load(sup_config *c, int argc, char **argv, char *err, unsigned lo
 		return -EINVAL;
 	}
 	if (c->worker[0] == '\0' || c->host_api[0] == '\0') {
-		snprintf(err, errlen, "cannot find %s: set --%s", c->worker[0] ? "host_api.json" : "moonpen-worker",
+		snprintf(err, errlen, "cannot find %s: set --%s",
+			 c->worker[0] ? "host_api.json" : "moonpen-worker",
 			 c->worker[0] ? "host-api" : "worker");
 		return -EINVAL;
 	}

@@ -12,16 +12,16 @@
 #include <stdint.h>
 
 typedef struct sup_config {
-	char listen[512];         /* API URL (REQ/REP); default ipc://<run_dir>/api.sock */
-	char packs[PATH_MAX];     /* packs folder: one sub-folder per pack */
-	char run_dir[PATH_MAX];   /* sockets of the API and the workers (mode 0700) */
+	char listen[512];	  /* API URL (REQ/REP); default ipc://<run_dir>/api.sock */
+	char packs[PATH_MAX];	  /* packs folder: one sub-folder per pack */
+	char run_dir[PATH_MAX];	  /* sockets of the API and the workers (mode 0700) */
 	char state_dir[PATH_MAX]; /* durable store */
-	char worker[PATH_MAX];    /* moonpen-worker executable */
+	char worker[PATH_MAX];	  /* moonpen-worker executable */
 	char host_api[PATH_MAX];  /* host API schema (policy/host_api.json) */
-	unsigned api_contexts;    /* requests served concurrently */
-	uint64_t mem_bytes;       /* default Lua heap cap per instance */
-	uint32_t deadline_ms;     /* default soft deadline per input */
-	uint32_t hard_factor;     /* hard deadline = soft deadline x this */
+	unsigned api_contexts;	  /* requests served concurrently */
+	uint64_t mem_bytes;	  /* default Lua heap cap per instance */
+	uint32_t deadline_ms;	  /* default soft deadline per input */
+	uint32_t hard_factor;	  /* hard deadline = soft deadline x this */
 	uint32_t spawn_timeout_ms;
 	uint32_t max_request_bytes;
 	int log_level; /* enum log_level */
@@ -31,7 +31,7 @@ typedef struct sup_config {
  * Returns 0; 1 when --help was asked (usage printed); -EINVAL with a message
  * in err for a bad flag, key or value. */
 int sup_config_load(sup_config *c, int argc, char **argv, char *err, unsigned long errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Prints the flags to stream f (a FILE *). */
 void sup_config_usage(void *f);

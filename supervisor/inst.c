@@ -210,7 +210,8 @@ void sup_insts_info(sup_insts *is, const char *id, sup_reply *rp)
 	in = find_locked(is, id);
 	if (in == NULL) {
 		pthread_mutex_unlock(&is->mu);
-		return sup_api_fail(rp, MOONPEN__V1__STATUS__CODE__NOT_FOUND, "no instance '%s'", id);
+		return sup_api_fail(rp, MOONPEN__V1__STATUS__CODE__NOT_FOUND, "no instance '%s'",
+				    id);
 	}
 	r = sup_resp_new(MOONPEN__V1__STATUS__CODE__OK, "%s", "");
 	pthread_mutex_lock(&in->mu);
@@ -289,7 +290,7 @@ static void job_done(struct job *j, Moonpen__V1__Response *r)
 }
 
 static void job_fail(struct job *j, st_code code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void job_fail(struct job *j, st_code code, const char *fmt, ...)
 {
 	char msg[1024];
@@ -433,7 +434,8 @@ static int replay(struct inst *in, char *err, size_t errlen)
 		}
 		r = fw->status->code == MOONPEN__V1__STATUS__CODE__OK ? 0 : -EPROTO;
 		if (r < 0)
-			snprintf(err, errlen, "replay of input %zu failed: %s", i, fw->status->message);
+			snprintf(err, errlen, "replay of input %zu failed: %s", i,
+				 fw->status->message);
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
 		if (r < 0)
 			return r;
@@ -465,7 +467,8 @@ static void restore(struct inst *in)
 			continue;
 		ok = fw->status->code == MOONPEN__V1__STATUS__CODE__OK;
 		if (!ok)
-			snprintf(err, sizeof err, "init failed on restore: %s", fw->status->message);
+			snprintf(err, sizeof err, "init failed on restore: %s",
+				 fw->status->message);
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
 		if (ok && replay(in, err, sizeof err) == 0) {
 			pthread_mutex_lock(&in->mu);
@@ -601,7 +604,8 @@ static int serve_create(struct inst *in, struct job *j)
 	int ok;
 
 	if (boot(in, &fw, err, sizeof err) < 0) {
-		job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "cannot start a worker: %s", err);
+		job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "cannot start a worker: %s",
+			 err);
 		return 0;
 	}
 	ok = fw->status->code == MOONPEN__V1__STATUS__CODE__OK;
@@ -662,8 +666,8 @@ static void finish(struct inst *in)
 			job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
 				 "supervisor is shutting down");
 		else
-			job_fail(j, MOONPEN__V1__STATUS__CODE__NOT_FOUND, "instance '%s' was closed",
-				 in->id);
+			job_fail(j, MOONPEN__V1__STATUS__CODE__NOT_FOUND,
+				 "instance '%s' was closed", in->id);
 	}
 	inst_free(in);
 	pthread_mutex_lock(&is->mu);
@@ -741,9 +745,11 @@ void sup_insts_create(sup_insts *is, Moonpen__V1__Request *req, sup_reply *rp)
 		code = MOONPEN__V1__STATUS__CODE__ALREADY_EXISTS;
 		snprintf(msg, sizeof msg, "instance '%s' already exists", c->instance_id);
 	} else if (pk == NULL) {
-		code = why ? MOONPEN__V1__STATUS__CODE__BAD_PACK : MOONPEN__V1__STATUS__CODE__NOT_FOUND;
-		snprintf(msg, sizeof msg, "pack '%s'%s%s %s%s", c->pack_id, c->pack_version[0] ? " " : "",
-			 c->pack_version, why ? "cannot be loaded: " : "not found", why ? why : "");
+		code = why ? MOONPEN__V1__STATUS__CODE__BAD_PACK
+			   : MOONPEN__V1__STATUS__CODE__NOT_FOUND;
+		snprintf(msg, sizeof msg, "pack '%s'%s%s %s%s", c->pack_id,
+			 c->pack_version[0] ? " " : "", c->pack_version,
+			 why ? "cannot be loaded: " : "not found", why ? why : "");
 	} else if (is->count >= MP_MAX_INSTANCES) {
 		code = MOONPEN__V1__STATUS__CODE__UNAVAILABLE;
 		snprintf(msg, sizeof msg, "instance limit (%d) reached", MP_MAX_INSTANCES);

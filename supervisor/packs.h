@@ -15,7 +15,7 @@ typedef struct sup_packs sup_packs;
  * BAD_PACK with the reason); two folders with the same id and version are an
  * error. Returns 0 and *out, or -errno / -EINVAL with err filled. */
 int sup_packs_load(const char *dir, sup_packs **out, char *err, unsigned long errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void sup_packs_free(sup_packs *ps);
 
 /* The pack with this id and version (version NULL or "": the newest), or NULL.

@@ -34,20 +34,20 @@ struct wchan {
 	uint64_t seq;
 	char path[PATH_MAX];
 	pthread_mutex_t mu;
-	int dead;       /* the worker's pipe went away (under mu) */
-	int waiting;    /* an RPC waits on aio (under mu) */
-	int peer_pid;   /* pid of the first pipe's peer (under mu) */
-	int npipes;     /* pipes ever attached (under mu) */
+	int dead;     /* the worker's pipe went away (under mu) */
+	int waiting;  /* an RPC waits on aio (under mu) */
+	int peer_pid; /* pid of the first pipe's peer (under mu) */
+	int npipes;   /* pipes ever attached (under mu) */
 	int reaped;
 	int killed_by_us;
-	int errfd;      /* read end of the worker's stderr */
+	int errfd; /* read end of the worker's stderr */
 	pthread_t errthr;
 	int errthr_started;
 	char last_forbidden[128]; /* "openat" from the worker's SIGSYS report (under mu) */
 	st_code death_code;
 	char death[256];
 	sup_spawn_report spawned; /* layers set up between fork and exec */
-	char *layers, *missing;   /* spawn layers, then the worker's own (Hello) */
+	char *layers, *missing;	  /* spawn layers, then the worker's own (Hello) */
 };
 
 /* ---- the worker's stderr: forwarded to ours, scanned for seccomp reports ---- */
@@ -60,7 +60,8 @@ static void note_forbidden(wchan *w, const char *line)
 	if (p == NULL)
 		return;
 	p += strlen("forbidden syscall ");
-	while (p[n] && p[n] != ' ' && p[n] != '\n' && p[n] != '"' && n < sizeof w->last_forbidden - 1)
+	while (p[n] && p[n] != ' ' && p[n] != '\n' && p[n] != '"' &&
+	       n < sizeof w->last_forbidden - 1)
 		n++;
 	pthread_mutex_lock(&w->mu);
 	memcpy(w->last_forbidden, p, n);
@@ -173,8 +174,8 @@ static void reap(wchan *w, int force_kill, int quiet)
 			w->death_code = MOONPEN__V1__STATUS__CODE__TIMEOUT;
 		snprintf(w->death, sizeof w->death, "worker %s", why);
 	}
-	log_msg(quiet ? LOG_DEBUG : LOG_WARN, NULL, "worker %d (w-%u) ended: %s", (int)w->pid, w->id,
-		w->death);
+	log_msg(quiet ? LOG_DEBUG : LOG_WARN, NULL, "worker %d (w-%u) ended: %s", (int)w->pid,
+		w->id, w->death);
 }
 
 st_code wchan_death(const wchan *w, const char **why)
@@ -198,7 +199,8 @@ static int open_channel(wchan *w, const wchan_opts *o, char *err, unsigned long 
 	    (r = nng_setopt_size(w->sock, NNG_OPT_RECVMAXSZ, MP_WORKER_REPLY_MAX_BYTES)) != 0 ||
 	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_PRE, pipe_event, w)) != 0 ||
 	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, pipe_event, w)) != 0 ||
-	    (r = nng_aio_alloc(&w->aio, NULL, NULL)) != 0 || (r = nng_listen(w->sock, url, NULL, 0)) != 0) {
+	    (r = nng_aio_alloc(&w->aio, NULL, NULL)) != 0 ||
+	    (r = nng_listen(w->sock, url, NULL, 0)) != 0) {
 		snprintf(err, errlen, "worker channel %s: %s", url, nng_strerror(r));
 		return wire_errno(r);
 	}
@@ -255,7 +257,9 @@ static char *join_layers(const char *const *a, size_t na, char *const *b, size_t
 		if (i)
 			s[o++] = ',';
 		for (; *p; p++)
-			s[o++] = (strchr("abcdefghijklmnopqrstuvwxyz0123456789_:. -", *p) && *p) ? *p : '?';
+			s[o++] = (strchr("abcdefghijklmnopqrstuvwxyz0123456789_:. -", *p) && *p)
+				     ? *p
+				     : '?';
 	}
 	s[o] = '\0';
 	return s;
@@ -271,9 +275,10 @@ static int wait_hello(wchan *w, uint32_t timeout_ms, char *err, unsigned long er
 			 r == -ETIMEDOUT ? "timed out" : "died or broke the protocol");
 		return r;
 	}
-	if (fw->seq != 0 || fw->hello == NULL || fw->hello->pid != w->pid || w->peer_pid != w->pid) {
-		snprintf(err, errlen, "worker %d: unexpected first message (peer pid %d)", (int)w->pid,
-			 w->peer_pid);
+	if (fw->seq != 0 || fw->hello == NULL || fw->hello->pid != w->pid ||
+	    w->peer_pid != w->pid) {
+		snprintf(err, errlen, "worker %d: unexpected first message (peer pid %d)",
+			 (int)w->pid, w->peer_pid);
 		r = -EBADMSG;
 		goto out;
 	}
@@ -284,8 +289,8 @@ static int wait_hello(wchan *w, uint32_t timeout_ms, char *err, unsigned long er
 		unsigned i;
 		for (i = 0; i < w->spawned.n_missing; i++)
 			sm[i] = w->spawned.missing[i];
-		w->missing = join_layers(sm, w->spawned.n_missing, fw->hello->missing,
-					 fw->hello->n_missing);
+		w->missing =
+		    join_layers(sm, w->spawned.n_missing, fw->hello->missing, fw->hello->n_missing);
 	}
 	if (w->layers == NULL || w->missing == NULL)
 		r = -ENOMEM;

@@ -20,9 +20,9 @@ typedef struct wchan wchan;
 
 typedef struct wchan_opts {
 	const char *worker_path; /* moonpen-worker */
-	const char *run_dir;     /* where w-<id>.sock is created */
-	unsigned id;             /* unique per supervisor run */
-	uint64_t mem_bytes;      /* the instance's Lua cap: RLIMIT_AS adds a margin */
+	const char *run_dir;	 /* where w-<id>.sock is created */
+	unsigned id;		 /* unique per supervisor run */
+	uint64_t mem_bytes;	 /* the instance's Lua cap: RLIMIT_AS adds a margin */
 	uint32_t hello_timeout_ms;
 } wchan_opts;
 
@@ -30,7 +30,7 @@ typedef struct wchan_opts {
  * (confined by sup_spawn and by itself), waits for its Hello. Returns 0 and
  * *out, or a negative code with err filled (the worker, if any, is killed). */
 int wchan_start(const wchan_opts *o, wchan **out, char *err, unsigned long errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Sends m (its seq is set here) and waits up to timeout_ms for the reply.
  * Returns 0 and *out (free with protobuf_c_message_free_unpacked); otherwise

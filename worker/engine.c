@@ -463,9 +463,10 @@ static int run_input(eng *e, uint32_t scale, eng_out *out)
 	lua_settop(e->L, base);
 	if (!ok && e->fail_code != 0)
 		err.code = e->fail_code;
-	else if (!ok && err.code == MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR && e->ctx.arg_error[0] &&
-		 err.message && strstr(err.message, e->ctx.arg_error))
-		err.code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT; /* a schema violation ended it */
+	else if (!ok && err.code == MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR &&
+		 e->ctx.arg_error[0] && err.message && strstr(err.message, e->ctx.arg_error))
+		err.code =
+		    MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT; /* a schema violation ended it */
 	end_input(e, ok);
 	r = status_out(out, ok ? NULL : &err);
 	if (r == 0)
@@ -906,7 +907,8 @@ int eng_create(const Moonpen__Worker__V1__Init *init, eng **ep, eng_out *out)
 		r = load_entry(e, &code, &serr, err, sizeof(err));
 	if (r < 0) {
 		if (r == -ENOMEM && code == MOONPEN__V1__STATUS__CODE__BAD_PACK)
-			code = MOONPEN__V1__STATUS__CODE__INTERNAL; /* the pack is fine; we are not */
+			code =
+			    MOONPEN__V1__STATUS__CODE__INTERNAL; /* the pack is fine; we are not */
 		if (r == -ENOMEM && err[0] == '\0')
 			snprintf(err, sizeof(err), "out of memory");
 		r = create_fail(e, code, err, serr.traceback, out);

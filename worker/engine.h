@@ -35,16 +35,16 @@ typedef struct eng_out {
  * syntax error), INVALID_ARGUMENT (Init fields), SCRIPT_ERROR / TIMEOUT /
  * BUDGET_EXCEEDED / MEMORY_LIMIT from on_init. */
 int eng_create(const Moonpen__Worker__V1__Init *init, eng **e, eng_out *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Dispatches one event to the matching ev.on handlers (and manifest triggers). */
 int eng_event(eng *e, const Moonpen__V1__SendEvent *ev, eng_out *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Advances instance time by count ticks (0 = 1), firing due timers in order. */
 int eng_tick(eng *e, uint32_t count, eng_out *out) __attribute__((warn_unused_result));
 /* Calls a global function by name; its return values go to out->result->returns. */
 int eng_call(eng *e, const Moonpen__V1__Call *call, eng_out *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Runs on_close(ctx) if the script defines it. The engine stays usable for free. */
 int eng_close(eng *e, eng_out *out) __attribute__((warn_unused_result));
 

@@ -154,22 +154,6 @@ static void print_hex(const ProtobufCBinaryData *b)
 		fputs("...", stdout);
 }
 
-static const char *state_name(Moonpen__V1__InstanceInfo__State s)
-{
-	switch (s) {
-	case MOONPEN__V1__INSTANCE_INFO__STATE__STARTING:
-		return "starting";
-	case MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING:
-		return "running";
-	case MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED:
-		return "quarantined";
-	case MOONPEN__V1__INSTANCE_INFO__STATE__CLOSED:
-		return "closed";
-	default:
-		return "unknown";
-	}
-}
-
 static void print_result(const Moonpen__V1__Result *res)
 {
 	size_t i;
@@ -199,7 +183,7 @@ static void print_info(const Moonpen__V1__InstanceInfo *in)
 
 	printf("  instance %s %s: pack %s@%s, seed %" PRIu64 ", tick %" PRIu64 " (%u ms),"
 	       " worker %d, inputs %" PRIu64 ", restarts %u, hash ",
-	       in->instance_id, state_name(in->state), in->pack_id, in->pack_version, in->seed,
+	       in->instance_id, mp_state_name(in->state), in->pack_id, in->pack_version, in->seed,
 	       in->tick, in->tick_ms, in->worker_pid, in->inputs, in->restarts);
 	print_hex(&in->state_hash);
 	fputs("\n  layers:", stdout);

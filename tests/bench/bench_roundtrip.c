@@ -116,7 +116,8 @@ static struct stats bench_raw(const char *dir, int n, size_t req_len)
 		double a = td_now_ms();
 		size_t sz = 0;
 		void *out = NULL;
-		if (nng_send(s, buf, req_len, 0) != 0 || nng_recv(s, &out, &sz, NNG_FLAG_ALLOC) != 0)
+		if (nng_send(s, buf, req_len, 0) != 0 ||
+		    nng_recv(s, &out, &sz, NNG_FLAG_ALLOC) != 0)
 			die("raw round trip", 0);
 		nng_free(out, sz);
 		lat[i] = td_now_ms() - a;
@@ -232,12 +233,12 @@ int main(int argc, char **argv)
 	td_stop(&d, 0);
 
 	printf("event round trip, %d requests, ipc transport, 2 CPUs\n", n);
-	printf("  %-36s p50 %7.1f us  p99 %7.1f us  %8.0f req/s\n", "raw NNG two-hop relay (baseline)",
-	       raw.p50 * 1e3, raw.p99 * 1e3, raw.rps);
+	printf("  %-36s p50 %7.1f us  p99 %7.1f us  %8.0f req/s\n",
+	       "raw NNG two-hop relay (baseline)", raw.p50 * 1e3, raw.p99 * 1e3, raw.rps);
 	printf("  %-36s p50 %7.1f us  p99 %7.1f us  %8.0f req/s\n", "moonpend, 1 client",
 	       one.p50 * 1e3, one.p99 * 1e3, one.rps);
-	printf("  %-36s p50 %7.1f us  p99 %7.1f us  %8.0f req/s\n", "moonpend, 4 clients x 4 instances",
-	       many.p50 * 1e3, many.p99 * 1e3, many.rps);
+	printf("  %-36s p50 %7.1f us  p99 %7.1f us  %8.0f req/s\n",
+	       "moonpend, 4 clients x 4 instances", many.p50 * 1e3, many.p99 * 1e3, many.rps);
 	printf("  ratio moonpend/raw: p50 %.2fx  p99 %.2fx  throughput %.2fx (1 client)\n",
 	       one.p50 / raw.p50, one.p99 / raw.p99, one.rps / raw.rps);
 	return 0;

@@ -63,20 +63,20 @@ static mp_response *tick(const char *id, uint32_t n)
 	return r;
 }
 
-#define EXPECT(resp, code, effects)                                                          \
-	do {                                                                                 \
-		mp_response *r_ = (resp);                                                    \
-		cr_expect_str_eq(tr_code(r_), code, "message: %s", tr_msg(r_));              \
-		cr_expect_str_eq(tr_effects(r_), effects);                                   \
-		mp_response_free(r_);                                                        \
+#define EXPECT(resp, code, effects)                                                                \
+	do {                                                                                       \
+		mp_response *r_ = (resp);                                                          \
+		cr_expect_str_eq(tr_code(r_), code, "message: %s", tr_msg(r_));                    \
+		cr_expect_str_eq(tr_effects(r_), effects);                                         \
+		mp_response_free(r_);                                                              \
 	} while (0)
 
-#define GOBLINS(w)                                                                           \
-	"ui.broadcast[\"Wave " #w " incoming\"]\n"                                           \
-	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":5,\"y\":0,\"z\":10}}]\n"                       \
-	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":10,\"y\":0,\"z\":10}}]\n"                      \
-	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":15,\"y\":0,\"z\":10}}]\n"                      \
-	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":20,\"y\":0,\"z\":10}}]\n"                      \
+#define GOBLINS(w)                                                                                 \
+	"ui.broadcast[\"Wave " #w " incoming\"]\n"                                                 \
+	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":5,\"y\":0,\"z\":10}}]\n"                             \
+	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":10,\"y\":0,\"z\":10}}]\n"                            \
+	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":15,\"y\":0,\"z\":10}}]\n"                            \
+	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":20,\"y\":0,\"z\":10}}]\n"                            \
 	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":25,\"y\":0,\"z\":10}}]\n"
 
 Test(examples, key_collection, .init = up_examples, .fini = down)
@@ -264,7 +264,7 @@ Test(lifecycle, info_list_close, .init = up_examples, .fini = down)
 	cr_expect(worker > 0 && td_alive(worker));
 	{
 		/* the layers in force: set up by the spawner, then by the worker itself */
-		const char *want[] = {"fds_closed", "setsid", "pdeathsig", "rlimits",
+		const char *want[] = {"fds_closed",   "setsid",	      "pdeathsig", "rlimits",
 				      "no_new_privs", "caps_dropped", "seccomp"};
 		for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
 			int found = 0;

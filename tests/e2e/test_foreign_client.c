@@ -53,8 +53,8 @@ Test(foreign, protoc_and_nngcat, .init = up, .fini = down)
 {
 	char out[8192];
 
-	roundtrip("id: 5 create { instance_id: \"ext-1\" pack_id: \"key-collection\" seed: 9 }", out,
-		  sizeof out);
+	roundtrip("id: 5 create { instance_id: \"ext-1\" pack_id: \"key-collection\" seed: 9 }",
+		  out, sizeof out);
 	cr_expect(strstr(out, "id: 5") != NULL, "%s", out);
 	cr_expect(strstr(out, "instance_id: \"ext-1\"") != NULL, "%s", out);
 	cr_expect(strstr(out, "code:") == NULL, "status must be OK (code omitted): %s", out);

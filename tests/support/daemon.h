@@ -8,10 +8,10 @@
 #include <sys/types.h>
 
 typedef struct td {
-	char dir[256];  /* temporary folder, removed by td_stop */
-	char url[320];  /* ipc://<dir>/run/api.sock */
-	char run[300];  /* run folder */
-	char log[300];  /* moonpend's stderr */
+	char dir[256]; /* temporary folder, removed by td_stop */
+	char url[320]; /* ipc://<dir>/run/api.sock */
+	char run[300]; /* run folder */
+	char log[300]; /* moonpend's stderr */
 	pid_t pid;
 } td;
 

@@ -49,7 +49,8 @@ Test(reqcheck, create)
 {
 	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
 	Moonpen__V1__CreateInstance c = MOONPEN__V1__CREATE_INSTANCE__INIT;
-	Moonpen__V1__CreateInstance__LabelsEntry l = MOONPEN__V1__CREATE_INSTANCE__LABELS_ENTRY__INIT;
+	Moonpen__V1__CreateInstance__LabelsEntry l =
+	    MOONPEN__V1__CREATE_INSTANCE__LABELS_ENTRY__INIT;
 	Moonpen__V1__CreateInstance__LabelsEntry *lp = &l;
 
 	q.id = 9;
@@ -200,7 +201,8 @@ Test(wire, nesting_bomb_refused_before_decoding)
 	/* 200000 levels in ~1.2 MB: protobuf-c alone would recurse 400000 frames deep */
 	uint8_t *bomb = nested_value(200000, &len);
 	m = NULL;
-	cr_expect_eq(wire_unpack(&moonpen__v1__value__descriptor, bomb, len, 1 << 22, &m), -EBADMSG);
+	cr_expect_eq(wire_unpack(&moonpen__v1__value__descriptor, bomb, len, 1 << 22, &m),
+		     -EBADMSG);
 	cr_expect_null(m);
 	free(bomb);
 }

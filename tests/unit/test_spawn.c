@@ -341,7 +341,7 @@ Test(spawn, ipc_channel_crosses_network_namespace)
 	o.argv = argv;
 	o.envp = envp;
 	o.report = &rep;
-#ifndef MP_SANITIZED /* sanitizer builds keep RLIMIT_AS unset: ASan's shadow */
+#ifndef MP_SANITIZED		  /* sanitizer builds keep RLIMIT_AS unset: ASan's shadow */
 	o.rlimit_as = 1ull << 30; /* this test binary maps more than a worker */
 #endif
 	cr_assert_eq(sup_spawn(&o, &pid, err, sizeof err), 0, "%s", err);
