@@ -126,4 +126,10 @@
 /* Stack of each instance thread in the supervisor. */
 #define MP_INST_THREAD_STACK (256u << 10)
 
+/* Bytes one input may hand back (effects and call returns, as encoded): past
+ * it the input fails with MEMORY_LIMIT and changes nothing. Well below the
+ * supervisor's reply cap (MP_WORKER_REPLY_MAX_BYTES) and libmoonpen's 16 MiB
+ * receive cap, so a reply is never lost between the two. */
+#define MP_MAX_RESULT_BYTES (8u << 20)
+
 #endif

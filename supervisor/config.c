@@ -44,6 +44,8 @@ static const struct opt opts[] = {
     O_STR("state-dir", state_dir, "durable state folder"),
     O_STR("worker", worker, "moonpen-worker executable"),
     O_STR("host-api", host_api, "host API schema (JSON)"),
+    O_STR("worker-wrapper", worker_wrapper,
+	  "DEBUG: command run before each worker (valgrind); disables its seccomp"),
     O_U32("api-contexts", api_contexts, 1, 4096, "requests served at once"),
     O_U64("memory-bytes", mem_bytes, 1 << 20, 1ULL << 34, "default Lua heap cap"),
     O_U32("deadline-ms", deadline_ms, 1, 600000, "default soft deadline per input"),

@@ -12,16 +12,19 @@
 #include <stdint.h>
 
 typedef struct sup_config {
-	char listen[512];	  /* API URL (REQ/REP); default ipc://<run_dir>/api.sock */
-	char packs[PATH_MAX];	  /* packs folder: one sub-folder per pack */
-	char run_dir[PATH_MAX];	  /* sockets of the API and the workers (mode 0700) */
-	char state_dir[PATH_MAX]; /* durable store */
-	char worker[PATH_MAX];	  /* moonpen-worker executable */
-	char host_api[PATH_MAX];  /* host API schema (policy/host_api.json) */
-	unsigned api_contexts;	  /* requests served concurrently */
-	uint64_t mem_bytes;	  /* default Lua heap cap per instance */
-	uint32_t deadline_ms;	  /* default soft deadline per input */
-	uint32_t hard_factor;	  /* hard deadline = soft deadline x this */
+	char listen[512];	       /* API URL (REQ/REP); default ipc://<run_dir>/api.sock */
+	char packs[PATH_MAX];	       /* packs folder: one sub-folder per pack */
+	char run_dir[PATH_MAX];	       /* sockets of the API and the workers (mode 0700) */
+	char state_dir[PATH_MAX];      /* durable store */
+	char worker[PATH_MAX];	       /* moonpen-worker executable */
+	char host_api[PATH_MAX];       /* host API schema (policy/host_api.json) */
+	char worker_wrapper[PATH_MAX]; /* debug: "valgrind --log-file=..." put before the
+					* worker, which then runs WITHOUT seccomp and
+					* RLIMIT_AS; empty in production */
+	unsigned api_contexts;	       /* requests served concurrently */
+	uint64_t mem_bytes;	       /* default Lua heap cap per instance */
+	uint32_t deadline_ms;	       /* default soft deadline per input */
+	uint32_t hard_factor;	       /* hard deadline = soft deadline x this */
 	uint32_t spawn_timeout_ms;
 	uint32_t max_request_bytes;
 	int log_level; /* enum log_level */

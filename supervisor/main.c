@@ -94,6 +94,11 @@ int main(int argc, char **argv)
 		fatal("instances", "out of memory");
 	if (sup_api_start(&s, &s.api, err, sizeof err) < 0)
 		fatal("api", err);
+	if (s.cfg.worker_wrapper[0])
+		log_warn(
+		    "DEBUG MODE: workers run under '%s' WITHOUT seccomp and RLIMIT_AS; never in "
+		    "production",
+		    s.cfg.worker_wrapper);
 	log_info("moonpend serving on %s (%u packs, worker %s)", s.cfg.listen,
 		 sup_packs_count(s.packs), s.cfg.worker);
 	/* 6. serve until told to stop */

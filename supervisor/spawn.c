@@ -182,7 +182,8 @@ static void child_limits(const struct spawn_ctx *c)
 	int i;
 
 	for (i = 0; i < N_RLIMITS; i++)
-		if (setrlimit(c->rl[i].res, &c->rl[i].lim) != 0)
+		if (c->rl[i].lim.rlim_max != (rlim_t)SUP_SPAWN_RLIMIT_KEEP &&
+		    setrlimit(c->rl[i].res, &c->rl[i].lim) != 0)
 			child_fail(c, STEP_RLIMIT + i, errno);
 }
 

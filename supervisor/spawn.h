@@ -49,6 +49,10 @@ typedef struct sup_spawn_report {
 	char reasons[SUP_SPAWN_MAX_LAYERS][SUP_SPAWN_REASON_LEN];
 } sup_spawn_report;
 
+/* An rlimit value meaning "leave the inherited limit alone" (debugging runs
+ * under valgrind only, which refuses a child's RLIMIT_NOFILE change). */
+#define SUP_SPAWN_RLIMIT_KEEP (UINT64_MAX - 1)
+
 typedef struct sup_spawn_opts {
 	const char *path;  /* executable, not searched in PATH */
 	char *const *argv; /* argv[0] included, NULL-terminated */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -299,26 +300,63 @@ out:
 	return r;
 }
 
+/* argv: [wrapper words...] worker --url URL --id N [--no-seccomp]. The
+ * wrapper (a debugging aid such as valgrind) makes the worker skip seccomp,
+ * which a tool that makes its own system calls cannot live with. */
+static int worker_argv(const wchan_opts *o, char *words, char **argv, size_t max, char *url,
+		       char *idbuf)
+{
+	size_t n = 0;
+	char *save = NULL, *tok;
+
+	if (o->wrapper && o->wrapper[0]) {
+		snprintf(words, PATH_MAX, "%s", o->wrapper);
+		for (tok = strtok_r(words, " ", &save); tok && n + 7 < max;
+		     tok = strtok_r(NULL, " ", &save))
+			argv[n++] = tok;
+	}
+	argv[n++] = (char *)o->worker_path;
+	argv[n++] = "--url";
+	argv[n++] = url;
+	argv[n++] = "--id";
+	argv[n++] = idbuf;
+	if (o->wrapper && o->wrapper[0])
+		argv[n++] = "--no-seccomp";
+	argv[n] = NULL;
+	return argv[0][0] == '/' ? 0 : -EINVAL;
+}
+
 static int spawn_worker(wchan *w, const wchan_opts *o, char *err, unsigned long errlen)
 {
-	char url[PATH_MAX + 8], idbuf[16];
-	char *argv[] = {(char *)o->worker_path, "--url", url, "--id", idbuf, NULL};
+	char url[PATH_MAX + 8], idbuf[16], words[PATH_MAX];
+	char *argv[40];
 	sup_spawn_opts so;
 	int pfd[2], r;
 
 	snprintf(url, sizeof url, "ipc://%s", w->path);
 	snprintf(idbuf, sizeof idbuf, "%u", o->id);
+	if (worker_argv(o, words, argv, sizeof argv / sizeof argv[0], url, idbuf) < 0) {
+		snprintf(err, errlen, "worker wrapper must start with an absolute path");
+		return -EINVAL;
+	}
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -errno;
 	}
 	sup_spawn_opts_default(&so);
-	so.path = o->worker_path;
+	so.path = argv[0];
 	so.argv = argv;
 	so.stderr_fd = pfd[1];
 #ifndef MP_SANITIZED /* sanitizer builds: no RLIMIT_AS (see sup_spawn_opts_default) */
 	so.rlimit_as = o->mem_bytes + MP_WORKER_AS_MARGIN_BYTES;
 #endif
+	if (o->wrapper && o->wrapper[0]) {
+		so.rlimit_as = RLIM_INFINITY;	 /* valgrind's own address space */
+		so.rlimit_fsize = RLIM_INFINITY; /* and its log file */
+		/* a moonpend itself under valgrind may not lower its child's descriptor
+		 * limit: valgrind guards the descriptors it reserves */
+		so.rlimit_nofile = SUP_SPAWN_RLIMIT_KEEP;
+	}
 	so.report = &w->spawned;
 	r = sup_spawn(&so, &w->pid, err, errlen);
 	close(pfd[1]);
@@ -505,9 +543,11 @@ void wchan_free(wchan *w)
 {
 	if (w == NULL)
 		return;
-	if (w->pid > 0 && !w->reaped)
-		reap(w, 1, 1); /* the instance is done with it: an ordinary end */
+	/* hang up first: a healthy worker sees its channel go and exits by itself
+	 * (so tools such as valgrind can finish); reap() SIGKILLs it after 1 s */
 	nng_close(w->sock);
+	if (w->pid > 0 && !w->reaped)
+		reap(w, 0, 1); /* the instance is done with it: an ordinary end */
 	if (w->aio)
 		nng_aio_free(w->aio);
 	if (w->path[0])

@@ -24,6 +24,8 @@ typedef struct wchan_opts {
 	unsigned id;		 /* unique per supervisor run */
 	uint64_t mem_bytes;	 /* the instance's Lua cap: RLIMIT_AS adds a margin */
 	uint32_t hello_timeout_ms;
+	const char *wrapper; /* debug: space-separated command put before the worker
+			      * (absolute path first); NULL or "" in production */
 } wchan_opts;
 
 /* Starts a worker: listens on ipc://<run_dir>/w-<id>.sock, spawns the worker

@@ -58,6 +58,12 @@ typedef struct wrk_confine_report {
  * may be partly confined after a failure. rep must not be NULL. */
 int wrk_confine(wrk_confine_report *rep) __attribute__((warn_unused_result));
 
+/* DEBUGGING ONLY (a worker run under valgrind, whose own system calls no
+ * allowlist can predict): steps 1 and 2, and "seccomp" reported as missing
+ * with the reason, so that the supervisor and `info` show it. moonpend only
+ * asks for it when its operator set --worker-wrapper. */
+int wrk_confine_debug(wrk_confine_report *rep) __attribute__((warn_unused_result));
+
 /* Name of syscall nr on this architecture from the table that wrk_confine()
  * filled ("openat"), or NULL before wrk_confine() or for an unknown number.
  * Static storage. */

@@ -417,6 +417,7 @@ static int take_returns(eng *e, int n, val_t ***ret, size_t *nret, sbx_err *err)
 	char why[256] = "out of memory", msg[320];
 	val_t **v = calloc((size_t)n + 1, sizeof(*v));
 	int r = v == NULL ? -ENOMEM : 0;
+	size_t bytes = 0;
 
 	*nret = 0;
 	if (r == 0 && n > ENG_MAX_RETURNS) {
@@ -427,12 +428,20 @@ static int take_returns(eng *e, int n, val_t ***ret, size_t *nret, sbx_err *err)
 		r = lv_to_val(e->L, lua_gettop(e->L) - n + 1 + (int)*nret, e->ctx.max_depth,
 			      &v[*nret], why, sizeof(why));
 		if (r == 0)
-			(*nret)++;
+			bytes += protobuf_c_message_get_packed_size(&v[(*nret)++]->base);
+		if (r == 0 && e->ctx.result_bytes + bytes > MP_MAX_RESULT_BYTES) {
+			snprintf(why, sizeof(why), "the result of one input exceeds %u bytes",
+				 MP_MAX_RESULT_BYTES);
+			r = -EFBIG;
+		}
 	}
 	lua_pop(e->L, n);
 	if (r < 0) {
-		snprintf(msg, sizeof(msg), "return value #%zu: %s", *nret + 1, why);
-		err_set(err, MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR, msg);
+		snprintf(msg, sizeof(msg), "return value #%zu: %s", *nret + (r != -EFBIG), why);
+		err_set(err,
+			r == -EFBIG ? MOONPEN__V1__STATUS__CODE__MEMORY_LIMIT
+				    : MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR,
+			msg);
 		free_vals(v, *nret);
 		*ret = NULL;
 		*nret = 0;

@@ -14,6 +14,7 @@
 
 #include <lauxlib.h>
 
+#include "policy/limits.h"
 #include "worker/hostapi.h"
 #include "worker/luaval.h"
 #include "worker/sandbox.h"
@@ -72,6 +73,7 @@ void hapi_effects_reset(hapi_ctx *ctx)
 	ctx->effects = NULL;
 	ctx->n_effects = ctx->cap_effects = 0;
 	ctx->arg_error[0] = '\0';
+	ctx->result_bytes = 0;
 }
 
 Moonpen__V1__Effect **hapi_effects_take(hapi_ctx *ctx, size_t *n)
@@ -110,6 +112,13 @@ static int effect_append(hapi_ctx *ctx, const char *api, const char *fn, val_t *
 	}
 	e->args = args;
 	e->n_args = n;
+	ctx->result_bytes += protobuf_c_message_get_packed_size(&e->base);
+	if (ctx->result_bytes > MP_MAX_RESULT_BYTES) {
+		e->args = NULL; /* the caller still owns args on failure */
+		e->n_args = 0;
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		return -EFBIG;
+	}
 	ctx->effects[ctx->n_effects++] = e;
 	return 0;
 }
@@ -176,6 +185,9 @@ static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch
 		r = effect_append(ctx, a->name, fn->name, args, got);
 	if (r == -ENOMEM)
 		snprintf(msg, len, "%s.%s: out of memory", a->name, fn->name);
+	if (r == -EFBIG)
+		snprintf(msg, len, "%s.%s: the effects of one input exceed %u bytes", a->name,
+			 fn->name, MP_MAX_RESULT_BYTES);
 	if (r < 0)
 		args_free(args, got);
 	return r;
@@ -205,6 +217,8 @@ static int host_call(lua_State *L)
 	r = effect_build(L, ctx, a, fn, n, msg, sizeof(msg));
 	if (r == -ENOMEM)
 		return sbx_nomem(L, "%s.%s", a->name, fn->name);
+	if (r == -EFBIG) /* a memory budget: uncatchable, the input changes nothing */
+		return sbx_memory_error(L, "%s", msg);
 	if (r == -EINVAL) /* the arguments break the schema */
 		snprintf(ctx->arg_error, sizeof(ctx->arg_error), "%s", msg);
 	if (r < 0)

@@ -50,6 +50,7 @@ typedef struct hapi_ctx {
 	 * when the input fails with this message, its status is INVALID_ARGUMENT
 	 * rather than SCRIPT_ERROR. Cleared by hapi_effects_reset(). */
 	char arg_error[640];
+	size_t result_bytes; /* encoded size of this input's effects so far */
 } hapi_ctx;
 
 /* Nonzero for the names of the worker's built-in modules, which a manifest may

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,10 @@ struct wrk {
 	nng_socket sock;
 	eng *e;
 	int closed;
+	atomic_int gone; /* the supervisor closed the channel (NNG's thread sets it) */
 };
+
+#define WRK_POLL_MS 200 /* how often an idle worker looks whether its channel is gone */
 
 #ifdef MP_SANITIZED
 /* LeakSanitizer's exit scan stops threads with ptrace, which the seccomp policy
@@ -119,6 +123,8 @@ static int serve_one(struct wrk *w)
 	int r = wire_recv(w->sock, &moonpen__worker__v1__to_worker__descriptor,
 			  MP_WORKER_MSG_MAX_BYTES, &m);
 
+	if (r == -ETIMEDOUT)
+		return atomic_load(&w->gone) ? -EPIPE : 0; /* idle: go on unless hung up */
 	if (r < 0)
 		return r; /* channel gone or garbage: the supervisor is not who we talk to */
 	for (i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
@@ -149,12 +155,33 @@ static const char *arg_value(int argc, char **argv, const char *name)
 	return NULL;
 }
 
+static int arg_flag(int argc, char **argv, const char *name)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+static void on_hangup(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct wrk *w = arg;
+
+	(void)p;
+	(void)ev;
+	atomic_store(&w->gone, 1);
+}
+
 static int dial(struct wrk *w, const char *url)
 {
 	int r;
 
 	if ((r = nng_pair1_open(&w->sock)) != 0 ||
 	    (r = nng_setopt_size(w->sock, NNG_OPT_RECVMAXSZ, MP_WORKER_MSG_MAX_BYTES)) != 0 ||
+	    (r = nng_setopt_ms(w->sock, NNG_OPT_RECVTIMEO, WRK_POLL_MS)) != 0 ||
+	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, on_hangup, w)) != 0 ||
 	    (r = nng_dial(w->sock, url, NULL, 0)) != 0) {
 		log_error("dial %s: %s", url, nng_strerror(r));
 		return -1;
@@ -202,7 +229,11 @@ int main(int argc, char **argv)
 		return 3;
 	/* 4. confine: no_new_privs, capabilities, seccomp (all threads) — before any
 	 *    byte from the channel is read */
-	if (wrk_confine(&rep) < 0) {
+	if (arg_flag(argc, argv, "--no-seccomp"))
+		log_warn(
+		    "--no-seccomp: this worker runs WITHOUT its syscall allowlist (debugging)");
+	if ((arg_flag(argc, argv, "--no-seccomp") ? wrk_confine_debug(&rep) : wrk_confine(&rep)) <
+	    0) {
 		log_error("confinement failed (%s): refusing to run scripts", rep.error);
 		return 4;
 	}
@@ -216,11 +247,11 @@ int main(int argc, char **argv)
 	if (!w.closed)
 		return 6;
 	/* 7. closed: the last reply may still sit in NNG's queue, so do not exit under
-	 *    it; the supervisor reaps this process once it has the reply */
-	for (;;) {
+	 *    it; exit once the supervisor has hung up (it got the reply) */
+	while (!atomic_load(&w.gone)) {
 		nng_msg *msg;
-		if (nng_recvmsg(w.sock, &msg, 0) != 0)
-			return 0;
-		nng_msg_free(msg);
+		if (nng_recvmsg(w.sock, &msg, 0) == 0)
+			nng_msg_free(msg);
 	}
+	return 0;
 }

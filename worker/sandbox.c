@@ -216,8 +216,19 @@ int sbx_nomem(lua_State *L, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
+	return sbx_memory_error(L, "%s: out of memory", what);
+}
+
+int sbx_memory_error(lua_State *L, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
 	trip(sbx_of(L), TRIP_MEMORY);
-	return luaL_error(L, "%s: out of memory", what);
+	return luaL_error(L, "%s", msg);
 }
 
 /* ========================================================================== */

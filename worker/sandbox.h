@@ -176,4 +176,8 @@ int sbx_key_cmp(const sbx_key *a, const sbx_key *b);
  * what formatted printf-style. Never returns. */
 int sbx_nomem(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Same trip, with the whole message given (a host-side memory budget such as
+ * the result size of one input). Never returns. */
+int sbx_memory_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -10,10 +10,17 @@ bin=$1
 shift
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vg.XXXXXX")
 here=$(cd "$(dirname "$0")" && pwd)
+# moonpend runs each worker under its own valgrind (--worker-wrapper, which
+# makes the worker skip seccomp: docs/quality.md); the outer valgrind does not
+# trace that exec. Worker logs land in the same folder and are judged alike.
+MOONPEN_TEST_WORKER_WRAPPER="$(command -v valgrind) --quiet --leak-check=full \
+--errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+--suppressions=$here/valgrind.supp --log-file=$dir/vg.%p"
+export MOONPEN_TEST_WORKER_WRAPPER
 valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	--show-leak-kinds=definite,indirect --track-origins=yes \
 	--trace-children=yes --child-silent-after-fork=yes \
-	--trace-children-skip="${VALGRIND_SKIP-*/moonpen-worker}" \
+	--trace-children-skip="${VALGRIND_SKIP-*/valgrind,*/moonpen-worker}" \
 	--suppressions="$here/valgrind.supp" --log-file="$dir/vg.%p" \
 	${VALGRIND_OPTS_EXTRA:-} "$bin" "$@"
 rc=$?

@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
 const char *td_bin(const char *name)
 {
 	static char path[512];
@@ -50,10 +53,35 @@ int td_alive(pid_t pid)
 	return alive;
 }
 
+int td_slow(void)
+{
+	const char *w = getenv("MOONPEN_TEST_WORKER_WRAPPER");
+
+	return w != NULL && w[0] != '\0';
+}
+
+double td_hard_deadline_ms(void)
+{
+	return td_slow() ? 10000.0 : 1000.0;
+}
+
+/* The socket file exists a moment before the listener accepts. */
+static int api_answers(const char *url)
+{
+	nng_socket s;
+	int ok;
+
+	if (nng_req0_open(&s) != 0)
+		return 0;
+	ok = nng_dial(s, url, NULL, 0) == 0;
+	nng_close(s);
+	return ok;
+}
+
 int td_start(td *d, const char *packs_dir, const char *const *extra)
 {
 	char sock[400], packs[512];
-	const char *argv[40];
+	const char *argv[48];
 	int n = 0, i;
 
 	memset(d, 0, sizeof *d);
@@ -73,6 +101,14 @@ int td_start(td *d, const char *packs_dir, const char *const *extra)
 	argv[n++] = d->run;
 	argv[n++] = "--state-dir";
 	argv[n++] = d->dir;
+	if (td_slow()) { /* workers under valgrind: see td_slow() */
+		argv[n++] = "--worker-wrapper";
+		argv[n++] = getenv("MOONPEN_TEST_WORKER_WRAPPER");
+		argv[n++] = "--deadline-ms";
+		argv[n++] = "1000";
+		argv[n++] = "--spawn-timeout-ms";
+		argv[n++] = "30000";
+	}
 	for (i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
@@ -89,7 +125,7 @@ int td_start(td *d, const char *packs_dir, const char *const *extra)
 	snprintf(sock, sizeof sock, "%s/api.sock", d->run);
 	for (i = 0; i < 400; i++) {
 		struct stat st;
-		if (stat(sock, &st) == 0)
+		if (stat(sock, &st) == 0 && api_answers(d->url))
 			return 0;
 		if (!td_alive(d->pid))
 			break;

@@ -31,6 +31,14 @@ const char *td_bin(const char *name);
 /* Nonzero while pid exists (and is not a zombie). */
 int td_alive(pid_t pid);
 
+/* Nonzero when the tests run their workers under a debugging wrapper
+ * (MOONPEN_TEST_WORKER_WRAPPER, set by make test-valgrind): everything is
+ * tens of times slower, so moonpend gets a 1 s soft deadline. */
+int td_slow(void);
+
+/* The hard deadline moonpend enforces for one input (ms): max(1000, 10 x soft). */
+double td_hard_deadline_ms(void);
+
 /* Milliseconds on CLOCK_MONOTONIC. */
 double td_now_ms(void);
 

@@ -171,7 +171,8 @@ Test(spawn, signal_handlers_and_mask_are_reset)
 	sigaddset(&block, SIGUSR2);
 	cr_assert_eq(pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
 	sup_spawn_opts_default(&o);
-	cr_assert_eq(run_sh(&o, "exec grep -E '^Sig(Blk|Ign)' /proc/self/status >&2", out, sizeof out), 0);
+	cr_assert_eq(
+	    run_sh(&o, "exec grep -E '^Sig(Blk|Ign)' /proc/self/status >&2", out, sizeof out), 0);
 	cr_assert_str_eq(out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n");
 	sigaction(SIGUSR1, &old_usr1, NULL);
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
