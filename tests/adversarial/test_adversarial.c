@@ -438,7 +438,7 @@ ADV(crash, error_nil, "adv-crash", "crash_error_nil", "script_error",
     "(error object is a nil value)")
 ADV(crash, error_table, "adv-crash", "crash_error_table", "script_error",
     "(error object is a table value)")
-ADV(crash, error_huge, "adv-crash", "crash_error_huge", "memory_limit", MEM)
+ADV(crash, error_huge, "adv-mem", "crash_error_huge", "memory_limit", MEM)
 ADV(crash, error_long, "adv-crash", "crash_error_long", "script_error", "EEEEEEEE")
 ADV(crash, format_bad, "adv-crash", "crash_format_bad", "script_error",
     "invalid conversion '%z' to 'format'")

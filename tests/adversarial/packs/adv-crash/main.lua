@@ -76,7 +76,6 @@ function crash_error_tostring_nonstring()
 end
 function crash_error_nil() error(nil) end
 function crash_error_table() error({code = 42}) end
-function crash_error_huge() error(string.rep("E", 8 << 20)) end
 function crash_format_bad() return string.format("%z", 1) end
 function crash_format_p() return string.format("%p", {}) end
 function crash_format_q_table() return string.format("%q", {}) end

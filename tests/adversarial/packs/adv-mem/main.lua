@@ -89,3 +89,7 @@ function crash_effects_over_reply_cap()
   for i = 1, 6 do ui.broadcast(s) end
   return "sent"
 end
+
+-- error with an 8 MiB message: the traceback copy passes the cap. Here, under the
+-- pack's 500 ms deadline, so a slow (sanitizer) build reaches the cap first too.
+function crash_error_huge() error(string.rep("E", 8 << 20)) end
