@@ -132,4 +132,10 @@
  * receive cap, so a reply is never lost between the two. */
 #define MP_MAX_RESULT_BYTES (8u << 20)
 
+/* Restart intensity (OTP style): more than MP_RESTART_MAX worker restarts of
+ * one instance within MP_RESTART_WINDOW_MS quarantine it instead of burning CPU
+ * on a crash loop. --restart-max, --restart-window-ms. */
+#define MP_RESTART_MAX 5
+#define MP_RESTART_WINDOW_MS 60000
+
 #endif

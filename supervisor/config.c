@@ -51,6 +51,9 @@ static const struct opt opts[] = {
     O_U32("deadline-ms", deadline_ms, 1, 600000, "default soft deadline per input"),
     O_U32("hard-factor", hard_factor, 2, 1000, "hard deadline = soft x this"),
     O_U32("spawn-timeout-ms", spawn_timeout_ms, 100, 600000, "worker start timeout"),
+    O_U32("restart-max", restart_max, 0, 1000, "worker restarts allowed per window"),
+    O_U32("restart-window-ms", restart_window_ms, 1000, 86400000,
+	  "window of the restart intensity"),
     O_U32("max-request-bytes", max_request_bytes, 1024, MP_TRANSPORT_MAX_BYTES,
 	  "largest request answered"),
     {"log-level", OPT_LEVEL, offsetof(sup_config, log_level), sizeof(int), 0, 0,
@@ -98,6 +101,8 @@ static void defaults(sup_config *c)
 	c->deadline_ms = MP_SOFT_DEADLINE_MS;
 	c->hard_factor = MP_HARD_DEADLINE_FACTOR;
 	c->spawn_timeout_ms = MP_SPAWN_TIMEOUT_MS;
+	c->restart_max = MP_RESTART_MAX;
+	c->restart_window_ms = MP_RESTART_WINDOW_MS;
 	c->max_request_bytes = MP_MAX_REQUEST_BYTES;
 	c->log_level = LOG_INFO;
 }

@@ -26,6 +26,8 @@ typedef struct sup_config {
 	uint32_t deadline_ms;	       /* default soft deadline per input */
 	uint32_t hard_factor;	       /* hard deadline = soft deadline x this */
 	uint32_t spawn_timeout_ms;
+	uint32_t restart_max;	    /* restarts allowed within restart_window_ms */
+	uint32_t restart_window_ms; /* ... past them the instance is quarantined */
 	uint32_t max_request_bytes;
 	int log_level; /* enum log_level */
 } sup_config;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/wire.h"
@@ -58,6 +59,8 @@ struct inst {
 
 	/* only the instance's thread touches these */
 	wchan *w;
+	uint64_t *restart_ms; /* when recent restarts happened (restart intensity) */
+	size_t n_restart_ms;
 	struct job *closing; /* the close request, answered after unlinking */
 	Moonpen__V1__Response *closing_resp;
 	struct logent *log;
@@ -453,14 +456,50 @@ static void quarantine(struct inst *in, const char *why)
 	log_error("instance %s quarantined: %s", in->id, why);
 }
 
-/* The worker died: start another, replay the log. Quarantines on failure. */
-static void restore(struct inst *in)
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Records a restart; nonzero when it is one too many for the window. */
+static int too_many_restarts(struct inst *in)
+{
+	const sup_config *c = &in->is->s->cfg;
+	uint64_t now = now_ms(), *v;
+	size_t i, n = 0;
+
+	for (i = 0; i < in->n_restart_ms; i++) /* forget those outside the window */
+		if (now - in->restart_ms[i] < c->restart_window_ms)
+			in->restart_ms[n++] = in->restart_ms[i];
+	in->n_restart_ms = n;
+	if (n >= c->restart_max)
+		return 1;
+	v = realloc(in->restart_ms, (n + 1) * sizeof *v);
+	if (v == NULL)
+		return 1; /* cannot even count: do not loop */
+	in->restart_ms = v;
+	in->restart_ms[in->n_restart_ms++] = now;
+	return 0;
+}
+
+/* The worker died: start another, replay the log. Quarantines on failure, and
+ * when the instance restarts too often (restart intensity). */
+static void restore(struct inst *in, const char *why)
 {
 	char err[512] = "";
 	int attempt;
 
 	wchan_free(in->w);
 	in->w = NULL;
+	if (too_many_restarts(in)) {
+		snprintf(err, sizeof err, "more than %u worker restarts in %u s; last: %.300s",
+			 in->is->s->cfg.restart_max, in->is->s->cfg.restart_window_ms / 1000, why);
+		quarantine(in, err);
+		return;
+	}
 	for (attempt = 0; attempt < MP_RESTORE_ATTEMPTS; attempt++) {
 		Moonpen__Worker__V1__FromWorker *fw = NULL;
 		int ok;
@@ -543,7 +582,7 @@ static void serve_input(struct inst *in, struct job *j)
 		char msg[512];
 		code = wchan_death(in->w, &why);
 		snprintf(msg, sizeof msg, "%s", why);
-		restore(in);
+		restore(in, msg);
 		return job_fail(j, code, "%s", msg);
 	}
 	ok = fw->status->code == MOONPEN__V1__STATUS__CODE__OK;
@@ -635,6 +674,7 @@ static void inst_free(struct inst *in)
 	size_t i;
 
 	wchan_free(in->w);
+	free(in->restart_ms);
 	for (i = 0; i < in->nlog; i++)
 		free(in->log[i].data);
 	free(in->log);

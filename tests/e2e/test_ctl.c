@@ -31,7 +31,8 @@ static int ctl(const char *args, char *out, size_t len)
 	size_t n;
 	int st;
 
-	snprintf(cmd, sizeof cmd, "%s --url '%s' %s 2>/dev/null", td_bin("moonpenctl"), D.url, args);
+	snprintf(cmd, sizeof cmd, "%s --url '%s' %s 2>/dev/null", td_bin("moonpenctl"), D.url,
+		 args);
 	f = popen(cmd, "r");
 	cr_assert_not_null(f);
 	n = fread(out, 1, len - 1, f);
@@ -68,8 +69,9 @@ Test(ctl, session_and_exit_codes, .init = up, .fini = down)
 	json_t *j;
 	char *s;
 
-	cr_assert_eq(ctl("create k1 --pack key-collection --seed 5 --label region=eu", out, sizeof out),
-		     0, "%s", out);
+	cr_assert_eq(
+	    ctl("create k1 --pack key-collection --seed 5 --label region=eu", out, sizeof out), 0,
+	    "%s", out);
 	j = parse(out);
 	cr_expect_str_eq(code(j), "ok");
 	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "info"), "pack_id")),

@@ -186,3 +186,39 @@ Test(concurrency, instances_served_in_parallel, .init = up, .fini = down)
 		     "ping (%.0f ms) must not wait for the other instance's spin (%.0f ms)",
 		     ping_done - t0, a.done_ms - t0);
 }
+
+/* Restart intensity: past --restart-max restarts in the window the instance is
+ * quarantined (every request answered QUARANTINED with the reason) instead of
+ * burning a worker per crash; close still works. */
+static void up_intensity(void)
+{
+	const char *extra[] = {"--restart-max", "2", "--restart-window-ms", "600000", NULL};
+
+	cr_assert_eq(td_start(&D, "tests/e2e/packs", extra), 0);
+	cr_assert_eq(mp_connect(D.url, &C), 0);
+}
+
+Test(runaway, crash_loop_is_quarantined, .init = up_intensity, .fini = down)
+{
+	mp_response *r, *k;
+
+	create_ok("r", "runaway");
+	add("r", 4, NULL);
+	for (int i = 0; i < 3; i++) {
+		r = call0(C, "r", "backtrack");
+		cr_expect_str_eq(tr_code(r), "timeout", "kill %d: %s", i + 1, tr_msg(r));
+		mp_response_free(r);
+	}
+	Moonpen__V1__InstanceInfo *fo = info("r", &k);
+	cr_expect_eq(fo->state, MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED);
+	cr_expect_eq(fo->restarts, 2, "two restores, then the third kill quarantines");
+	cr_expect(strstr(fo->reason, "more than 2 worker restarts") != NULL, "%s", fo->reason);
+	mp_response_free(k);
+	r = call0(C, "r", "total");
+	cr_expect_str_eq(tr_code(r), "quarantined");
+	cr_expect(strstr(tr_msg(r), "restarts") != NULL, "%s", tr_msg(r));
+	mp_response_free(r);
+	cr_assert_eq(mp_close(C, "r", &r), 0);
+	cr_expect_str_eq(tr_code(r), "ok");
+	mp_response_free(r);
+}

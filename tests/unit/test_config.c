@@ -24,8 +24,8 @@ Test(config, defaults_and_flags)
 {
 	sup_config c;
 	char err[512];
-	char *argv[] = {base[0], base[1], base[2], base[3], base[4], "--run-dir", "/tmp/x",
-			"--deadline-ms", "75", "--log-level", "debug"};
+	char *argv[] = {base[0],  base[1],	   base[2], base[3],	   base[4], "--run-dir",
+			"/tmp/x", "--deadline-ms", "75",    "--log-level", "debug"};
 
 	cr_assert_eq(load(&c, err, 11, argv), 0, "%s", err);
 	cr_expect_str_eq(c.run_dir, "/tmp/x");
@@ -48,8 +48,8 @@ Test(config, file_then_flags)
 	fprintf(f, "# comment\n\nrun_dir = /srv/run\nlisten=tcp://127.0.0.1:7700\n"
 		   "deadline-ms = 20\n  hard_factor = 4  \n");
 	fclose(f);
-	char *argv[] = {base[0], base[1], base[2], base[3], base[4], "--config", path,
-			"--deadline-ms", "30"};
+	char *argv[] = {base[0],    base[1], base[2],	      base[3], base[4],
+			"--config", path,    "--deadline-ms", "30"};
 	cr_assert_eq(load(&c, err, 9, argv), 0, "%s", err);
 	cr_expect_str_eq(c.run_dir, "/srv/run");
 	cr_expect_str_eq(c.listen, "tcp://127.0.0.1:7700");
