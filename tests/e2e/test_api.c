@@ -266,7 +266,9 @@ Test(lifecycle, info_list_close, .init = up_examples, .fini = down)
 		/* the layers in force: set up by the spawner, then by the worker itself */
 		const char *want[] = {"fds_closed",   "setsid",	      "pdeathsig", "rlimits",
 				      "no_new_privs", "caps_dropped", "seccomp"};
-		for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+		/* under valgrind (td_slow) workers run without seccomp, reported missing */
+		size_t nwant = sizeof want / sizeof want[0] - (td_slow() ? 1 : 0);
+		for (size_t k = 0; k < nwant; k++) {
 			int found = 0;
 			for (size_t l = 0; l < r->info->n_layers; l++)
 				found |= strcmp(r->info->layers[l], want[k]) == 0;
