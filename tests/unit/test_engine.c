@@ -15,6 +15,7 @@
 
 #include "common/val.h"
 #include "worker/engine.h"
+#include "tests/support/files.h"
 
 typedef Moonpen__V1__Status__Code code_t;
 #define OK MOONPEN__V1__STATUS__CODE__OK
@@ -23,20 +24,6 @@ typedef Moonpen__V1__Status__Code code_t;
 #define INVALID_ARGUMENT MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-
-	cr_assert_not_null(f, "cannot open %s (run from the repository root)", path);
-	buf = malloc(1 << 20);
-	cr_assert_not_null(buf);
-	*len = fread(buf, 1, (1 << 20) - 1, f);
-	buf[*len] = '\0';
-	fclose(f);
-	return buf;
-}
 
 typedef struct spec {
 	const char *apis;     /* JSON array body, e.g. "\"ecs\",\"ui\"" */
@@ -54,7 +41,7 @@ static eng *create(const spec *sp, eng_out *out)
 	Moonpen__Worker__V1__PackFile *files[1] = {&f};
 	char manifest[4096];
 	size_t slen = 0;
-	char *schema = sp->schema ? strdup(sp->schema) : slurp("policy/host_api.json", &slen);
+	char *schema = sp->schema ? strdup(sp->schema) : tf_slurp("policy/host_api.json", &slen);
 	eng *e = NULL;
 
 	snprintf(manifest, sizeof(manifest),

@@ -12,22 +12,9 @@
 
 #include "common/val.h"
 #include "worker/engine.h"
+#include "tests/support/files.h"
 
 #define OK MOONPEN__V1__STATUS__CODE__OK
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-
-	cr_assert_not_null(f, "cannot open %s (run from the repository root)", path);
-	buf = malloc(1 << 20);
-	cr_assert_not_null(buf);
-	*len = fread(buf, 1, (1 << 20) - 1, f);
-	buf[*len] = '\0';
-	fclose(f);
-	return buf;
-}
 
 static void out_free(eng_out *o)
 {
@@ -47,14 +34,14 @@ static eng *load_pack(const char *pack)
 	Moonpen__Worker__V1__PackFile *files[1] = {&f};
 	char path[256];
 	size_t mlen, llen, slen;
-	char *manifest, *lua, *schema = slurp("policy/host_api.json", &slen);
+	char *manifest, *lua, *schema = tf_slurp("policy/host_api.json", &slen);
 	eng_out o = {0};
 	eng *e = NULL;
 
 	snprintf(path, sizeof(path), "examples/packs/%s/manifest.json", pack);
-	manifest = slurp(path, &mlen);
+	manifest = tf_slurp(path, &mlen);
 	snprintf(path, sizeof(path), "examples/packs/%s/main.lua", pack);
-	lua = slurp(path, &llen);
+	lua = tf_slurp(path, &llen);
 	init.instance_id = "example-1";
 	init.pack_id = (char *)pack;
 	init.pack_version = "1.0.0";

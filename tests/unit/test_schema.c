@@ -13,25 +13,12 @@
 
 #include "common/schema.h"
 #include "common/val.h"
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-
-	cr_assert_not_null(f, "cannot open %s (run from the repository root)", path);
-	buf = malloc(1 << 16);
-	cr_assert_not_null(buf);
-	*len = fread(buf, 1, (1 << 16) - 1, f);
-	buf[*len] = '\0';
-	fclose(f);
-	return buf;
-}
+#include "tests/support/files.h"
 
 static sch_schema *shipped(void)
 {
 	size_t len;
-	char *json = slurp("policy/host_api.json", &len);
+	char *json = tf_slurp("policy/host_api.json", &len);
 	sch_schema *s = NULL;
 	char err[256];
 
