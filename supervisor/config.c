@@ -44,6 +44,8 @@ static const struct opt opts[] = {
     O_STR("state-dir", state_dir, "durable state folder"),
     O_STR("worker", worker, "moonpen-worker executable"),
     O_STR("host-api", host_api, "host API schema (JSON)"),
+    O_STR("require-layers", require_layers,
+	  "comma-separated confinement layers a worker must have, or it is refused"),
     O_STR("worker-wrapper", worker_wrapper,
 	  "DEBUG: command run before each worker (valgrind); disables its seccomp"),
     O_U32("api-contexts", api_contexts, 1, 4096, "requests served at once"),

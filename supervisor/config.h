@@ -12,12 +12,13 @@
 #include <stdint.h>
 
 typedef struct sup_config {
-	char listen[512];	       /* API URL (REQ/REP); default ipc://<run_dir>/api.sock */
-	char packs[PATH_MAX];	       /* packs folder: one sub-folder per pack */
-	char run_dir[PATH_MAX];	       /* sockets of the API and the workers (mode 0700) */
-	char state_dir[PATH_MAX];      /* durable store */
-	char worker[PATH_MAX];	       /* moonpen-worker executable */
-	char host_api[PATH_MAX];       /* host API schema (policy/host_api.json) */
+	char listen[512];	  /* API URL (REQ/REP); default ipc://<run_dir>/api.sock */
+	char packs[PATH_MAX];	  /* packs folder: one sub-folder per pack */
+	char run_dir[PATH_MAX];	  /* sockets of the API and the workers (mode 0700) */
+	char state_dir[PATH_MAX]; /* durable store */
+	char worker[PATH_MAX];	  /* moonpen-worker executable */
+	char host_api[PATH_MAX];  /* host API schema (policy/host_api.json) */
+	char require_layers[256]; /* "seccomp,net_ns": a worker without all of them is refused */
 	char worker_wrapper[PATH_MAX]; /* debug: "valgrind --log-file=..." put before the
 					* worker, which then runs WITHOUT seccomp and
 					* RLIMIT_AS; empty in production */

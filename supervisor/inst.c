@@ -358,6 +358,7 @@ static int boot(struct inst *in, Moonpen__Worker__V1__FromWorker **fw, char *err
 			.id = atomic_fetch_add(&s->next_worker, 1),
 			.mem_bytes = in->mem_bytes,
 			.hello_timeout_ms = s->cfg.spawn_timeout_ms,
+			.require = s->cfg.require_layers,
 			.wrapper = s->cfg.worker_wrapper};
 	Moonpen__Worker__V1__ToWorker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
 	Moonpen__Worker__V1__Init init;

@@ -370,6 +370,40 @@ static int spawn_worker(wchan *w, const wchan_opts *o, char *err, unsigned long 
 	return 0;
 }
 
+/* Nonzero when the comma-separated list has the token name. */
+static int has_layer(const char *list, const char *name, size_t len)
+{
+	const char *p = list;
+
+	while (p && *p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == len && strncmp(p, name, len) == 0)
+			return 1;
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* --require-layers: every named layer must be in force in this worker. */
+static int check_required(const wchan *w, const char *require, char *err, unsigned long errlen)
+{
+	const char *p = require;
+
+	while (p && *p) {
+		const char *end = strchr(p, ',');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n > 0 && !has_layer(w->layers, p, n)) {
+			snprintf(err, errlen,
+				 "required confinement layer '%.*s' is not in force (missing: %s)",
+				 (int)n, p, w->missing[0] ? w->missing : "not applied");
+			return -EPERM;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
 int wchan_start(const wchan_opts *o, wchan **out, char *err, unsigned long errlen)
 {
 	wchan *w = calloc(1, sizeof *w);
@@ -386,6 +420,8 @@ int wchan_start(const wchan_opts *o, wchan **out, char *err, unsigned long errle
 		r = spawn_worker(w, o, err, errlen);
 	if (r == 0)
 		r = wait_hello(w, o->hello_timeout_ms, err, errlen);
+	if (r == 0 && o->require && o->require[0])
+		r = check_required(w, o->require, err, errlen);
 	if (r < 0) {
 		wchan_free(w);
 		return r;

@@ -24,6 +24,7 @@ typedef struct wchan_opts {
 	unsigned id;		 /* unique per supervisor run */
 	uint64_t mem_bytes;	 /* the instance's Lua cap: RLIMIT_AS adds a margin */
 	uint32_t hello_timeout_ms;
+	const char *require; /* "a,b": layers that must be in force, else the start fails */
 	const char *wrapper; /* debug: space-separated command put before the worker
 			      * (absolute path first); NULL or "" in production */
 } wchan_opts;

@@ -307,3 +307,37 @@ Test(lifecycle, sigterm_leaves_nothing, .init = up_examples)
 	cr_assert_eq(td_stop(&D, 0), 0, "exit status or leftover sockets (log %s)", D.log);
 	cr_expect(!td_alive(w1) && !td_alive(w2), "workers outlived the supervisor");
 }
+
+/* --require-layers: a worker that lacks a required confinement layer is
+ * refused, with the layer named; layers it has pass. */
+static void up_require_missing(void)
+{
+	const char *extra[] = {"--require-layers", "seccomp,no_such_layer", NULL};
+
+	cr_assert_eq(td_start(&D, "examples/packs", extra), 0);
+	cr_assert_eq(mp_connect(D.url, &C), 0);
+}
+
+Test(lifecycle, required_layer_missing_refuses_worker, .init = up_require_missing, .fini = down)
+{
+	mp_response *r = create("k", "key-collection", 1);
+
+	cr_expect_str_eq(tr_code(r), "unavailable");
+	cr_expect(strstr(tr_msg(r), "required confinement layer 'no_such_layer' is not in force"),
+		  "%s", tr_msg(r));
+	mp_response_free(r);
+}
+
+static void up_require_present(void)
+{
+	const char *extra[] = {"--require-layers", "no_new_privs,caps_dropped,rlimits,fds_closed",
+			       NULL};
+
+	cr_assert_eq(td_start(&D, "examples/packs", extra), 0);
+	cr_assert_eq(mp_connect(D.url, &C), 0);
+}
+
+Test(lifecycle, required_layers_present_pass, .init = up_require_present, .fini = down)
+{
+	EXPECT(create("k", "key-collection", 1), "ok", "");
+}
