@@ -312,7 +312,7 @@ Test(lifecycle, sigterm_leaves_nothing, .init = up_examples)
  * refused, with the layer named; layers it has pass. */
 static void up_require_missing(void)
 {
-	const char *extra[] = {"--require-layers", "seccomp,no_such_layer", NULL};
+	const char *extra[] = {"--require-layers", "no_new_privs,no_such_layer", NULL};
 
 	cr_assert_eq(td_start(&D, "examples/packs", extra), 0);
 	cr_assert_eq(mp_connect(D.url, &C), 0);
