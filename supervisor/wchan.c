@@ -242,7 +242,7 @@ static int recv_reply(wchan *w, uint32_t timeout_ms, Moonpen__Worker__V1__FromWo
 }
 
 /* "a,b,c" from two lists (the supervisor's spawn layers, then the worker's).
- * The worker's strings are hostile: only [a-z0-9_:. -] survive. */
+ * The worker's strings are hostile: only [a-z0-9_:. -()] survive. */
 static char *join_layers(const char *const *a, size_t na, char *const *b, size_t nb)
 {
 	size_t len = 1, i, o = 0;
@@ -258,7 +258,7 @@ static char *join_layers(const char *const *a, size_t na, char *const *b, size_t
 		if (i)
 			s[o++] = ',';
 		for (; *p; p++)
-			s[o++] = (strchr("abcdefghijklmnopqrstuvwxyz0123456789_:. -", *p) && *p)
+			s[o++] = (strchr("abcdefghijklmnopqrstuvwxyz0123456789_:. -()", *p) && *p)
 				     ? *p
 				     : '?';
 	}
