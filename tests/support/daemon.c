@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -117,6 +118,8 @@ int td_start(td *d, const char *packs_dir, const char *const *extra)
 		return -1;
 	if (d->pid == 0) {
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		/* a test that dies (crash, timeout) takes its daemon with it */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (fd >= 0)
 			dup2(fd, 2);
 		execv(argv[0], (char *const *)argv);
