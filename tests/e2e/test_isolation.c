@@ -222,3 +222,34 @@ Test(runaway, crash_loop_is_quarantined, .init = up_intensity, .fini = down)
 	cr_expect_str_eq(tr_code(r), "ok");
 	mp_response_free(r);
 }
+
+/* Determinism across processes: two instances with the same seed live in two
+ * worker processes (each Lua state with its own string-hash seed and heap
+ * addresses); a handler that iterates a string-keyed table with pairs, prints
+ * tostring of a table and a function, and draws random numbers must produce the
+ * same effects and state hash in both, and pairs must follow the documented
+ * canonical order (strings bytewise). */
+Test(determinism, two_processes_same_effects, .init = up, .fini = down)
+{
+	mp_response *a = NULL, *b = NULL, *ka, *kb;
+	char ea[65536];
+
+	create_ok("d1", "determinism");
+	create_ok("d2", "determinism");
+	cr_expect_neq(info("d1", &ka)->worker_pid, info("d2", &kb)->worker_pid);
+	mp_response_free(ka);
+	mp_response_free(kb);
+	cr_assert_eq(mp_event(C, "d1", "walk", NULL, &a), 0);
+	snprintf(ea, sizeof ea, "%s", tr_effects(a));
+	cr_assert_eq(mp_event(C, "d2", "walk", NULL, &b), 0);
+	cr_expect_str_eq(tr_code(a), "ok", "%s", tr_msg(a));
+	cr_expect_str_eq(tr_effects(b), ea);
+	cr_expect_eq(a->result->n_effects, 40 + 3 + 2, "every key once, then tostring and rand");
+	/* canonical order: "apple" < "key0" < ... < "mango" < "zebra" (bytewise) */
+	cr_expect(strncmp(ea, "ui.broadcast[\"apple=2\"]\nui.broadcast[\"key", 40) == 0, "%s", ea);
+	cr_expect(strstr(ea, "ui.broadcast[\"mango=3\"]\nui.broadcast[\"zebra=1\"]\n") != NULL,
+		  "%s", ea);
+	cr_expect(strstr(ea, "0x") == NULL, "no address may leak: %s", ea);
+	mp_response_free(a);
+	mp_response_free(b);
+}
