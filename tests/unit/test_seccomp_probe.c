@@ -22,6 +22,7 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -266,6 +267,15 @@ FORBIDDEN(unshare_net, p_unshare, "unshare", SYS_unshare)
 FORBIDDEN(kill_other_process, p_kill_other, "kill", SYS_kill)
 FORBIDDEN(tgkill_other_process, p_tgkill_other, "tgkill", SYS_tgkill)
 FORBIDDEN(sigaction_sigsys, p_sigaction_sigsys, "rt_sigaction", SYS_rt_sigaction)
+
+/* prctl is allowed for PR_SET_NAME only: anything else (here making the
+ * process dumpable again) is forbidden. */
+static void p_prctl_dumpable(void *arg)
+{
+	(void)arg;
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+}
+FORBIDDEN(prctl_other_than_set_name, p_prctl_dumpable, "prctl", SYS_prctl)
 #ifndef MP_SANITIZED
 /* Sanitizer builds add policy/seccomp-sanitizer.allow, which lets the ASan
  * runtime call madvise freely; the production rule is proven here in the
@@ -429,6 +439,9 @@ static void p_allowed_work(void *arg)
 		_exit(EXIT_WRONG_RESULT + 3);
 	if (lua_runs() != 0)
 		_exit(EXIT_WRONG_RESULT + 4);
+	/* a thread names itself after confinement, as NNG's threads do */
+	if (pthread_setname_np(pthread_self(), "probe") != 0)
+		_exit(EXIT_WRONG_RESULT + 5);
 	log_init("wrk", LOG_INFO);
 	log_info("confined and well");
 }
