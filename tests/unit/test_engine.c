@@ -16,6 +16,7 @@
 #include "common/val.h"
 #include "worker/engine.h"
 #include "tests/support/files.h"
+#include "tests/support/vfmt.h"
 
 typedef Moonpen__V1__Status__Code code_t;
 #define OK MOONPEN__V1__STATUS__CODE__OK
@@ -140,66 +141,6 @@ static void expect_fail(const eng_out *o, code_t code, const char *needle)
 		  o->status->message, needle);
 }
 
-/* Lua-like text of a value: tables as {a,b,k=v} in the tree's order. */
-static void fmt_val(const val_t *v, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	switch (v ? v->kind_case : MOONPEN__V1__VALUE__KIND__NOT_SET) {
-	case MOONPEN__V1__VALUE__KIND_BOOL_VALUE:
-		snprintf(buf, len, "%s", v->bool_value ? "true" : "false");
-		return;
-	case MOONPEN__V1__VALUE__KIND_INT_VALUE:
-		snprintf(buf, len, "%lld", (long long)v->int_value);
-		return;
-	case MOONPEN__V1__VALUE__KIND_FLOAT_VALUE:
-		snprintf(buf, len, "%.17g", v->float_value);
-		return;
-	case MOONPEN__V1__VALUE__KIND_STRING_VALUE:
-		snprintf(buf, len, "\"%s\"", v->string_value);
-		return;
-	case MOONPEN__V1__VALUE__KIND_TABLE_VALUE:
-		break;
-	default:
-		snprintf(buf, len, "nil");
-		return;
-	}
-	n += (size_t)snprintf(buf + n, len - n, "{");
-	for (size_t i = 0; i < v->table_value->n_array && n < len; i++) {
-		char item[512];
-		fmt_val(v->table_value->array[i], item, sizeof(item));
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", item);
-	}
-	for (size_t i = 0; i < v->table_value->n_map && n < len; i++) {
-		char k[256], item[512];
-		const val_t *key = v->table_value->map[i]->key;
-		if (key->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE)
-			snprintf(k, sizeof(k), "%s", key->string_value);
-		else
-			fmt_val(key, k, sizeof(k));
-		fmt_val(v->table_value->map[i]->value, item, sizeof(item));
-		n += (size_t)snprintf(buf + n, len - n, "%s%s=%s",
-				      i || v->table_value->n_array ? "," : "", k, item);
-	}
-	if (n < len)
-		snprintf(buf + n, len - n, "}");
-}
-
-/* "api.fn(arg,arg) @trigger" */
-static void fmt_effect(const Moonpen__V1__Effect *ef, char *buf, size_t len)
-{
-	size_t n = (size_t)snprintf(buf, len, "%s.%s(", ef->api, ef->fn);
-
-	for (size_t i = 0; i < ef->n_args && n < len; i++) {
-		char item[512];
-		fmt_val(ef->args[i], item, sizeof(item));
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", item);
-	}
-	if (n < len)
-		snprintf(buf + n, len - n, ") @%s", ef->trigger_id);
-}
-
 static void expect_effects(const eng_out *o, size_t n, ...)
 {
 	va_list ap;
@@ -209,7 +150,7 @@ static void expect_effects(const eng_out *o, size_t n, ...)
 	for (size_t i = 0; i < n && i < o->result->n_effects; i++) {
 		char got[1024];
 		const char *want = va_arg(ap, const char *);
-		fmt_effect(o->result->effects[i], got, sizeof(got));
+		tv_fmt_effect(o->result->effects[i], got, sizeof(got));
 		cr_expect_str_eq(got, want, "effect %zu: got %s", i, got);
 	}
 	va_end(ap);
@@ -301,7 +242,7 @@ Test(engine, state_api)
 	out_free(&o);
 	call(e, "keys", &o, 0);
 	expect_ok(&o);
-	fmt_val(o.result->returns[0], buf, sizeof(buf));
+	tv_fmt_val(o.result->returns[0], buf, sizeof(buf));
 	cr_assert_str_eq(buf, "{\"B\",\"a\",\"b\",\"t\"}");
 	out_free(&o);
 	call(e, "incr", &o, 0);
@@ -603,7 +544,7 @@ static void draws(eng *e, char *buf, size_t len)
 	cr_assert_eq(o.result->n_returns, 6);
 	for (size_t i = 0; i < 6; i++) {
 		char item[64];
-		fmt_val(o.result->returns[i], item, sizeof(item));
+		tv_fmt_val(o.result->returns[i], item, sizeof(item));
 		n += (size_t)snprintf(buf + n, len - n, "%s ", item);
 	}
 	out_free(&o);
@@ -702,7 +643,7 @@ Test(engine, call_returns_values)
 	cr_assert_eq(o.result->n_returns, 3);
 	cr_assert_eq(o.result->returns[0]->int_value, 5);
 	cr_assert_str_eq(o.result->returns[1]->string_value, "sum");
-	fmt_val(o.result->returns[2], buf, sizeof(buf));
+	tv_fmt_val(o.result->returns[2], buf, sizeof(buf));
 	cr_assert_str_eq(buf, "{2,3,k=true}");
 	out_free(&o);
 	call(e, "nope", &o, 0);
@@ -905,8 +846,8 @@ Test(engine, same_inputs_same_hash)
 		cr_assert_eq(oa.result->n_effects, ob.result->n_effects);
 		for (size_t j = 0; j < oa.result->n_effects; j++) {
 			char x[256], y[256];
-			fmt_effect(oa.result->effects[j], x, sizeof(x));
-			fmt_effect(ob.result->effects[j], y, sizeof(y));
+			tv_fmt_effect(oa.result->effects[j], x, sizeof(x));
+			tv_fmt_effect(ob.result->effects[j], y, sizeof(y));
 			cr_assert_str_eq(x, y);
 		}
 		cr_assert_eq(memcmp(oa.result->state_hash.data, ob.result->state_hash.data, 32), 0);

@@ -13,6 +13,7 @@
 #include "common/val.h"
 #include "worker/engine.h"
 #include "tests/support/files.h"
+#include "tests/support/vfmt.h"
 
 #define OK MOONPEN__V1__STATUS__CODE__OK
 
@@ -64,50 +65,12 @@ static eng *load_pack(const char *pack)
 	return e;
 }
 
-static void fmt_val(const val_t *v, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	switch (v ? v->kind_case : MOONPEN__V1__VALUE__KIND__NOT_SET) {
-	case MOONPEN__V1__VALUE__KIND_INT_VALUE:
-		snprintf(buf, len, "%lld", (long long)v->int_value);
-		return;
-	case MOONPEN__V1__VALUE__KIND_FLOAT_VALUE:
-		snprintf(buf, len, "%.17g", v->float_value);
-		return;
-	case MOONPEN__V1__VALUE__KIND_STRING_VALUE:
-		snprintf(buf, len, "\"%s\"", v->string_value);
-		return;
-	case MOONPEN__V1__VALUE__KIND_TABLE_VALUE:
-		break;
-	default:
-		snprintf(buf, len, "?");
-		return;
-	}
-	n += (size_t)snprintf(buf, len, "{");
-	for (size_t i = 0; i < v->table_value->n_map && n < len; i++) {
-		char item[256];
-		fmt_val(v->table_value->map[i]->value, item, sizeof(item));
-		n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", i ? "," : "",
-				      v->table_value->map[i]->key->string_value, item);
-	}
-	if (n < len)
-		snprintf(buf + n, len - n, "}");
-}
-
 static void expect_effects(const eng_out *o, const char *const *want, size_t n)
 {
 	cr_assert_eq(o->status->code, OK, "%s", o->status->message);
 	for (size_t i = 0; i < n && i < o->result->n_effects; i++) {
-		const Moonpen__V1__Effect *ef = o->result->effects[i];
 		char got[512];
-		size_t k = (size_t)snprintf(got, sizeof(got), "%s.%s(", ef->api, ef->fn);
-		for (size_t j = 0; j < ef->n_args; j++) {
-			char item[256];
-			fmt_val(ef->args[j], item, sizeof(item));
-			k += (size_t)snprintf(got + k, sizeof(got) - k, "%s%s", j ? "," : "", item);
-		}
-		snprintf(got + k, sizeof(got) - k, ") @%s", ef->trigger_id);
+		tv_fmt_effect(o->result->effects[i], got, sizeof(got));
 		cr_expect_str_eq(got, want[i], "effect %zu: got %s", i, got);
 	}
 	cr_assert_eq(o->result->n_effects, n, "got %zu effects, want %zu", o->result->n_effects, n);
