@@ -198,6 +198,9 @@ static int open_channel(wchan *w, const wchan_opts *o, char *err, unsigned long 
 	unlink(w->path); /* a stale socket of a previous run */
 	if ((r = nng_pair1_open(&w->sock)) != 0 ||
 	    (r = nng_setopt_size(w->sock, NNG_OPT_RECVMAXSZ, MP_WORKER_REPLY_MAX_BYTES)) != 0 ||
+	    /* a PAIR1 send waits for a peer: bounded, so a worker that died idle
+	     * cannot hold its instance (and the shutdown) forever */
+	    (r = nng_setopt_ms(w->sock, NNG_OPT_SENDTIMEO, MP_HARD_DEADLINE_FLOOR_MS)) != 0 ||
 	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_ADD_PRE, pipe_event, w)) != 0 ||
 	    (r = nng_pipe_notify(w->sock, NNG_PIPE_EV_REM_POST, pipe_event, w)) != 0 ||
 	    (r = nng_aio_alloc(&w->aio, NULL, NULL)) != 0 ||
@@ -529,10 +532,6 @@ int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
 	pthread_mutex_lock(&w->mu);
 	r = w->dead ? -EPIPE : 0;
 	pthread_mutex_unlock(&w->mu);
-	/* a PAIR1 send waits for a peer: bounded, so a worker that died idle cannot
-	 * hold its instance (and the shutdown) forever */
-	if (r == 0 && nng_setopt_ms(w->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms) != 0)
-		r = -EIO;
 	if (r == 0)
 		r = wire_send(w->sock, &m->base);
 	if (r == -ENOMEM)
