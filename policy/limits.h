@@ -138,4 +138,29 @@
 #define MP_RESTART_MAX 5
 #define MP_RESTART_WINDOW_MS 60000
 
+/* ---- recovery, queries, durability (supervisor) ------------------------------ */
+
+/* The supervisor takes a snapshot from the worker after this many logged
+ * inputs (events, ticks, calls, query answers) and trims the log to the inputs
+ * after it. --snapshot-every. */
+#define MP_SNAPSHOT_EVERY 64
+/* Snapshots kept per instance, newest first (Rollback reaches back this far).
+ * --keep-snapshots. */
+#define MP_KEEP_SNAPSHOTS 4
+/* Warm spare workers: started and confined, waiting for an Init, so that a
+ * restore or a create does not wait for fork and exec. --spare-workers. */
+#define MP_SPARE_WORKERS 1
+/* Instances hosted by one pool worker (packs with "isolation": "pool").
+ * --pool-size. */
+#define MP_POOL_SIZE 16
+/* A query the game server leaves unanswered this long fails its input with
+ * TIMEOUT. --query-timeout-ms. */
+#define MP_QUERY_TIMEOUT_MS 5000
+/* Grouped commits of the durable store: an acknowledgement waits at most this
+ * long for the group's single write (and fsync in power mode).
+ * --group-commit-ms. */
+#define MP_GROUP_COMMIT_MS 2
+/* An input that kills its worker this many times is dead-lettered. */
+#define MP_DEAD_LETTER_KILLS 2
+
 #endif

@@ -58,6 +58,15 @@ static const struct opt opts[] = {
 	  "window of the restart intensity"),
     O_U32("max-request-bytes", max_request_bytes, 1024, MP_TRANSPORT_MAX_BYTES,
 	  "largest request answered"),
+    O_U32("snapshot-every", snapshot_every, 1, 1000000, "logged inputs between snapshots"),
+    O_U32("keep-snapshots", keep_snapshots, 1, 1000, "snapshots kept per instance (rollback)"),
+    O_U32("spare-workers", spare_workers, 0, 64, "warm confined workers waiting for an Init"),
+    O_U32("pool-size", pool_size, 1, 1024, "instances per pool worker"),
+    O_U32("query-timeout-ms", query_timeout_ms, 10, 3600000,
+	  "unanswered script query fails its input after this"),
+    O_U32("group-commit-ms", group_commit_ms, 0, 1000,
+	  "longest wait of an acknowledgement for a grouped commit"),
+    O_STR("durability", durability, "memory | process | power (fsync)"),
     {"log-level", OPT_LEVEL, offsetof(sup_config, log_level), sizeof(int), 0, 0,
      "debug | info | warn | error"},
 };
@@ -106,6 +115,13 @@ static void defaults(sup_config *c)
 	c->restart_max = MP_RESTART_MAX;
 	c->restart_window_ms = MP_RESTART_WINDOW_MS;
 	c->max_request_bytes = MP_MAX_REQUEST_BYTES;
+	c->snapshot_every = MP_SNAPSHOT_EVERY;
+	c->keep_snapshots = MP_KEEP_SNAPSHOTS;
+	c->spare_workers = MP_SPARE_WORKERS;
+	c->pool_size = MP_POOL_SIZE;
+	c->query_timeout_ms = MP_QUERY_TIMEOUT_MS;
+	c->group_commit_ms = MP_GROUP_COMMIT_MS;
+	snprintf(c->durability, sizeof c->durability, "process");
 	c->log_level = LOG_INFO;
 }
 
@@ -266,6 +282,12 @@ int sup_config_load(sup_config *c, int argc, char **argv, char *err, unsigned lo
 	    (size_t)snprintf(c->listen, sizeof c->listen, "ipc://%.*s/api.sock",
 			     (int)(sizeof c->listen - 20), c->run_dir) >= sizeof c->listen) {
 		snprintf(err, errlen, "run-dir too long for an ipc URL");
+		return -EINVAL;
+	}
+	if (strcmp(c->durability, "memory") != 0 && strcmp(c->durability, "process") != 0 &&
+	    strcmp(c->durability, "power") != 0) {
+		snprintf(err, errlen, "--durability must be memory, process or power, not '%s'",
+			 c->durability);
 		return -EINVAL;
 	}
 	if (c->worker[0] == '\0' || c->host_api[0] == '\0') {

@@ -30,7 +30,14 @@ typedef struct sup_config {
 	uint32_t restart_max;	    /* restarts allowed within restart_window_ms */
 	uint32_t restart_window_ms; /* ... past them the instance is quarantined */
 	uint32_t max_request_bytes;
-	int log_level; /* enum log_level */
+	uint32_t snapshot_every;   /* logged inputs between two snapshots */
+	uint32_t keep_snapshots;   /* snapshots kept per instance (rollback depth) */
+	uint32_t spare_workers;	   /* warm, confined workers waiting for an Init */
+	uint32_t pool_size;	   /* instances per pool worker */
+	uint32_t query_timeout_ms; /* unanswered query -> the input fails TIMEOUT */
+	uint32_t group_commit_ms;  /* longest wait for a grouped durable commit */
+	char durability[16];	   /* "memory" | "process" | "power" */
+	int log_level;		   /* enum log_level */
 } sup_config;
 
 /* Fills c from defaults, the file named by --config (if any) and argv.
