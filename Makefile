@@ -34,6 +34,7 @@ COMMON_SRC := $(wildcard common/*.c)
 ENGINE_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
 SUP_SRC := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c))
 CLIENT_SRC := $(filter-out client/moonpenctl.c,$(wildcard client/*.c))
+SPK_SRC := $(wildcard tools/spk/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON := $(BUILD)/lib/libmpcommon.a
@@ -44,7 +45,7 @@ LIBTEST := $(BUILD)/lib/libmptest.a
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 
 BINS := $(BUILD)/bin/moonpend $(BUILD)/bin/moonpen-worker $(BUILD)/bin/moonpenctl \
-	$(BUILD)/bin/game-server
+	$(BUILD)/bin/game-server $(if $(SPK_SRC),$(BUILD)/bin/spk)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 E2E_SRC := $(wildcard tests/e2e/test_*.c)
 ADV_SRC := $(wildcard tests/adversarial/test_*.c)
@@ -121,6 +122,10 @@ $(BUILD)/bin/moonpen-worker: $(call obj,worker/main.c) $(LIBENGINE) $(LIBCOMMON)
 $(BUILD)/bin/moonpenctl: $(call obj,client/moonpenctl.c) $(LIBMOONPEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS_NNG) $(LDLIBS_COMMON)
+# spk: the pack author's tool; runs packs in real confined workers (wchan, spawn).
+$(BUILD)/bin/spk: $(call obj,$(SPK_SRC)) $(LIBSUP) $(LIBENGINE) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS_NNG) $(LDLIBS_COMMON) $(LDLIBS_LUA) -lsqlite3 -lseccomp
 $(BUILD)/bin/game-server: $(call obj,examples/game-server/main.c) $(LIBMOONPEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS_NNG) $(LDLIBS_COMMON)
