@@ -34,7 +34,7 @@ COMMON_SRC := $(wildcard common/*.c)
 ENGINE_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
 SUP_SRC := $(filter-out supervisor/main.c,$(wildcard supervisor/*.c))
 CLIENT_SRC := $(filter-out client/moonpenctl.c,$(wildcard client/*.c))
-SPK_SRC := $(wildcard tools/spk/*.c)
+SPK_SRC := $(filter-out tools/spk/main.c,$(wildcard tools/spk/*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBCOMMON := $(BUILD)/lib/libmpcommon.a
@@ -42,6 +42,7 @@ LIBENGINE := $(BUILD)/lib/libmpengine.a
 LIBSUP := $(BUILD)/lib/libmpsup.a
 LIBMOONPEN := $(BUILD)/lib/libmoonpen.a
 LIBTEST := $(BUILD)/lib/libmptest.a
+LIBSPK := $(BUILD)/lib/libmpspk.a
 TEST_SUPPORT_SRC := $(wildcard tests/support/*.c)
 
 BINS := $(BUILD)/bin/moonpend $(BUILD)/bin/moonpen-worker $(BUILD)/bin/moonpenctl \
@@ -107,6 +108,8 @@ $(LIBENGINE): $(call obj,$(ENGINE_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(LIBSUP): $(call obj,$(SUP_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(LIBSPK): $(call obj,$(SPK_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(LIBTEST): $(call obj,$(TEST_SUPPORT_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(LIBMOONPEN): $(GEN_OBJ) $(call obj,$(CLIENT_SRC) $(COMMON_SRC))
@@ -123,7 +126,7 @@ $(BUILD)/bin/moonpenctl: $(call obj,client/moonpenctl.c) $(LIBMOONPEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS_NNG) $(LDLIBS_COMMON)
 # spk: the pack author's tool; runs packs in real confined workers (wchan, spawn).
-$(BUILD)/bin/spk: $(call obj,$(SPK_SRC)) $(LIBSUP) $(LIBENGINE) $(LIBCOMMON)
+$(BUILD)/bin/spk: $(call obj,tools/spk/main.c) $(LIBSPK) $(LIBSUP) $(LIBENGINE) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS_NNG) $(LDLIBS_COMMON) $(LDLIBS_LUA) -lsqlite3 -lseccomp
 $(BUILD)/bin/game-server: $(call obj,examples/game-server/main.c) $(LIBMOONPEN)
@@ -131,7 +134,7 @@ $(BUILD)/bin/game-server: $(call obj,examples/game-server/main.c) $(LIBMOONPEN)
 	$(CC) $(LDFLAGS_SAN) -o $@ $^ $(LDLIBS_NNG) $(LDLIBS_COMMON)
 
 # Tests link every archive; the linker keeps what each test uses.
-ALL_LIBS := $(LIBTEST) $(LIBSUP) $(LIBENGINE) $(LIBMOONPEN) $(LIBCOMMON)
+ALL_LIBS := $(LIBTEST) $(LIBSPK) $(LIBSUP) $(LIBENGINE) $(LIBMOONPEN) $(LIBCOMMON)
 ALL_LDLIBS := $(LDLIBS_NNG) $(LDLIBS_COMMON) $(LDLIBS_LUA) -lsqlite3 -lseccomp -lcriterion
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(ALL_LIBS)
 	@mkdir -p $(dir $@)

@@ -208,6 +208,8 @@ static int reply_ok(const mp_response *r)
 
 	if (!protobuf_c_message_check(&r->base))
 		return 0;
+	if (r->host_call != NULL && !values_ok(r->host_call->args, r->host_call->n_args))
+		return 0;
 	if (res == NULL)
 		return 1;
 	for (i = 0; i < res->n_effects; i++)
@@ -456,6 +458,92 @@ int mp_snapshot(mp_client *c, const char *id, mp_response **out)
 	return mp_request(c, &req, out);
 }
 
+int mp_host_result(mp_client *c, const char *id, uint64_t call_id, const val_t *value,
+		   const char *error, mp_response **out)
+{
+	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__HostResult h = MOONPEN__V1__HOST_RESULT__INIT;
+	Moonpen__V1__Value nil = MOONPEN__V1__VALUE__INIT;
+	Moonpen__V1__Nil nilv = MOONPEN__V1__NIL__INIT;
+
+	*out = NULL;
+	if (id == NULL)
+		return -EINVAL;
+	h.instance_id = (char *)id;
+	h.call_id = call_id;
+	if (error != NULL) {
+		h.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_ERROR;
+		h.error = (char *)error;
+	} else {
+		nil.kind_case = MOONPEN__V1__VALUE__KIND_NIL_VALUE;
+		nil.nil_value = &nilv;
+		h.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_VALUE;
+		h.value = value != NULL ? (val_t *)value : &nil;
+	}
+	req.op_case = MOONPEN__V1__REQUEST__OP_HOST_RESULT;
+	req.host_result = &h;
+	return mp_request(c, &req, out);
+}
+
+int mp_rollback(mp_client *c, const char *id, uint64_t tick, mp_response **out)
+{
+	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__Rollback rb = MOONPEN__V1__ROLLBACK__INIT;
+
+	*out = NULL;
+	if (id == NULL)
+		return -EINVAL;
+	rb.instance_id = (char *)id;
+	rb.tick = tick;
+	req.op_case = MOONPEN__V1__REQUEST__OP_ROLLBACK;
+	req.rollback = &rb;
+	return mp_request(c, &req, out);
+}
+
+int mp_restore(mp_client *c, const char *id, const void *snapshot, size_t len, mp_response **out)
+{
+	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__RestoreInstance rs = MOONPEN__V1__RESTORE_INSTANCE__INIT;
+
+	*out = NULL;
+	if (id == NULL || snapshot == NULL || len == 0)
+		return -EINVAL;
+	rs.instance_id = (char *)id;
+	rs.snapshot.data = (uint8_t *)snapshot;
+	rs.snapshot.len = len;
+	req.op_case = MOONPEN__V1__REQUEST__OP_RESTORE;
+	req.restore = &rs;
+	return mp_request(c, &req, out);
+}
+
+int mp_trace(mp_client *c, const char *id, mp_response **out)
+{
+	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__ExportTrace t = MOONPEN__V1__EXPORT_TRACE__INIT;
+
+	*out = NULL;
+	if (id == NULL)
+		return -EINVAL;
+	t.instance_id = (char *)id;
+	req.op_case = MOONPEN__V1__REQUEST__OP_TRACE;
+	req.trace = &t;
+	return mp_request(c, &req, out);
+}
+
+int mp_incident(mp_client *c, const char *id, mp_response **out)
+{
+	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__GetIncident g = MOONPEN__V1__GET_INCIDENT__INIT;
+
+	*out = NULL;
+	if (id == NULL)
+		return -EINVAL;
+	g.instance_id = (char *)id;
+	req.op_case = MOONPEN__V1__REQUEST__OP_INCIDENT;
+	req.incident = &g;
+	return mp_request(c, &req, out);
+}
+
 /* ---- the reply as JSON ------------------------------------------------------------------- */
 
 /* A JSON string for s (NULL: ""); bytes of a non-UTF-8 string print as '?'. */
@@ -640,6 +728,32 @@ static json_t *layers_json(const Moonpen__V1__InstanceInfo *in, int *ok)
 	return a;
 }
 
+static json_t *dead_json(const Moonpen__V1__DeadLetter *d)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}", "input", jint(d->input), "tick",
+			 jint(d->tick), "kind", jstr(d->kind), "name", jstr(d->name), "code",
+			 st_name(d->code), "message", jstr(d->message));
+}
+
+/* isolation, missing_layers, snapshots and dead letters of an InstanceInfo */
+static void info_recovery_json(json_t *o, const Moonpen__V1__InstanceInfo *in, int *ok)
+{
+	json_t *missing = json_array(), *dead = json_array();
+	size_t i;
+
+	put(o, "isolation", jstr(in->isolation), ok);
+	for (i = 0; missing != NULL && i < in->n_missing_layers; i++)
+		append(missing, jstr(in->missing_layers[i]), ok);
+	put(o, "missing_layers", missing, ok);
+	put(o, "snapshot_tick", jint(in->snapshot_tick), ok);
+	put(o, "snapshot_input", jint(in->snapshot_input), ok);
+	put(o, "log_length", jint(in->log_length), ok);
+	put(o, "snapshots", jint(in->snapshots), ok);
+	for (i = 0; dead != NULL && i < in->n_dead_letters; i++)
+		append(dead, dead_json(in->dead_letters[i]), ok);
+	put(o, "dead_letters", dead, ok);
+}
+
 static json_t *info_json(const Moonpen__V1__InstanceInfo *in)
 {
 	json_t *o = json_object();
@@ -661,11 +775,53 @@ static json_t *info_json(const Moonpen__V1__InstanceInfo *in)
 	put(o, "inputs", jint(in->inputs), &ok);
 	put(o, "restarts", jint(in->restarts), &ok);
 	put(o, "reason", jstr(in->reason), &ok);
+	info_recovery_json(o, in, &ok);
 	if (!ok) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
+}
+
+static json_t *host_call_json(const Moonpen__V1__HostCall *h)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "call_id", jint(h->call_id), "api", jstr(h->api),
+			 "fn", jstr(h->fn), "args", values_json(h->args, h->n_args), "timeout_ms",
+			 jint(h->timeout_ms));
+}
+
+static json_t *jbase64(const ProtobufCBinaryData *b)
+{
+	size_t n = sodium_base64_encoded_len(b->len, sodium_base64_VARIANT_ORIGINAL);
+	char *s = malloc(n);
+	json_t *j;
+
+	if (s == NULL)
+		return NULL;
+	sodium_bin2base64(s, n, b->data, b->len, sodium_base64_VARIANT_ORIGINAL);
+	j = json_string(s);
+	free(s);
+	return j;
+}
+
+/* The trace as JSON when it parses (bounded by jansson's own depth limit),
+ * else as a string of its bytes. */
+static json_t *trace_json(const ProtobufCBinaryData *b)
+{
+	json_error_t e;
+	json_t *j = json_loadb((const char *)b->data, b->len, JSON_REJECT_DUPLICATES, &e);
+	char *s;
+
+	if (j != NULL)
+		return j;
+	s = malloc(b->len + 1);
+	if (s == NULL)
+		return NULL;
+	memcpy(s, b->data, b->len);
+	s[b->len] = '\0';
+	j = jstr(s);
+	free(s);
+	return j;
 }
 
 json_t *mp_response_to_json(const mp_response *r)
@@ -688,6 +844,12 @@ json_t *mp_response_to_json(const mp_response *r)
 			append(list, info_json(r->instances[i]), &ok);
 		put(o, "instances", list, &ok);
 	}
+	if (r->host_call != NULL)
+		put(o, "host_call", host_call_json(r->host_call), &ok);
+	if (r->snapshot.len > 0)
+		put(o, "snapshot", jbase64(&r->snapshot), &ok);
+	if (r->trace_json.len > 0)
+		put(o, "trace", trace_json(&r->trace_json), &ok);
 	if (!ok) {
 		json_decref(o);
 		return NULL;

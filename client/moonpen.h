@@ -106,7 +106,29 @@ int mp_call(mp_client *c, const char *id, const char *fn, const val_t *const *ar
 int mp_info(mp_client *c, const char *id, mp_response **out) __attribute__((warn_unused_result));
 int mp_list(mp_client *c, mp_response **out) __attribute__((warn_unused_result));
 int mp_close(mp_client *c, const char *id, mp_response **out) __attribute__((warn_unused_result));
+/* The reply carries `snapshot`: an opaque blob that mp_restore() accepts. */
 int mp_snapshot(mp_client *c, const char *id, mp_response **out)
+    __attribute__((warn_unused_result));
+
+/* Answers the query call_id of instance id (the host_call of a PENDING reply):
+ * with error when it is not NULL (the script sees nil, error), else with value
+ * (NULL is nil). The reply is the input's final result, or PENDING again with
+ * the next host_call; TIMEOUT when the query had expired (the input was
+ * discarded). */
+int mp_host_result(mp_client *c, const char *id, uint64_t call_id, const val_t *value,
+		   const char *error, mp_response **out) __attribute__((warn_unused_result));
+/* Moves instance id back to the newest kept snapshot at or before tick, then
+ * replays the logged inputs up to tick. */
+int mp_rollback(mp_client *c, const char *id, uint64_t tick, mp_response **out)
+    __attribute__((warn_unused_result));
+/* Resets instance id (or creates it when the id is free) from a snapshot blob
+ * of len bytes (1..16 MiB) taken with mp_snapshot(). */
+int mp_restore(mp_client *c, const char *id, const void *snapshot, size_t len, mp_response **out)
+    __attribute__((warn_unused_result));
+/* The reply carries `trace_json`: the instance's trace (mp_trace) or the trace
+ * of its last worker kill (mp_incident), see docs/trace-format.md. */
+int mp_trace(mp_client *c, const char *id, mp_response **out) __attribute__((warn_unused_result));
+int mp_incident(mp_client *c, const char *id, mp_response **out)
     __attribute__((warn_unused_result));
 
 /* Frees a reply (NULL is fine). */
@@ -130,9 +152,16 @@ const char *mp_strerror(int err);
  *   "usage":{"instructions":N,"cpu_us":N,"mem_bytes":N},
  * then "info":{instance_id, pack_id, pack_version, seed, tick_ms, tick,
  *   state ("starting"|"running"|"quarantined"|"closed"), state_hash (hex),
- *   labels (object), worker_pid, layers (array), inputs, restarts, reason}
+ *   labels (object), worker_pid, layers (array), inputs, restarts, reason,
+ *   isolation, missing_layers (array), snapshot_tick, snapshot_input,
+ *   log_length, snapshots, dead_letters:[{input, tick, kind, name, code,
+ *   message}]}
  * when the reply has info, and "instances":[<info objects>] when it lists at
- * least one instance (a caller that sent list adds an empty array itself).
+ * least one instance (a caller that sent list adds an empty array itself);
+ * then "host_call":{"call_id":N,"api":S,"fn":S,"args":[...],"timeout_ms":N}
+ * when the reply is PENDING on a query, "snapshot":"<base64>" when it carries
+ * a snapshot, and "trace":<the trace JSON> (a string when it does not parse)
+ * when it carries trace_json.
  * Absent parts print as empty ("" / [] / 0 / false). Values follow
  * vjson_to_json() (common/val_json.h); uint64 numbers above INT64_MAX print
  * as negative integers (jansson's integers are signed).

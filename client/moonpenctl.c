@@ -32,6 +32,11 @@ struct ctl {
 	val_t *payload;
 	val_t **args;
 	size_t nargs;
+	uint64_t number;      /* rollback TICK, answer CALL_ID */
+	const char *error;    /* answer --error MSG */
+	const char *out_file; /* snapshot --out FILE */
+	uint8_t *blob;	      /* restore FILE's bytes */
+	size_t bloblen;
 };
 
 struct cmd {
@@ -49,7 +54,10 @@ static void usage(FILE *f)
 		   "  moonpenctl [--url URL] event ID NAME [PAYLOAD_JSON]\n"
 		   "  moonpenctl [--url URL] tick ID [COUNT]\n"
 		   "  moonpenctl [--url URL] call ID FUNCTION [ARGS_JSON_ARRAY]\n"
-		   "  moonpenctl [--url URL] info ID | list | close ID | snapshot ID\n"
+		   "  moonpenctl [--url URL] info ID | list | close ID\n"
+		   "  moonpenctl [--url URL] snapshot ID [--out FILE] | restore ID FILE\n"
+		   "  moonpenctl [--url URL] rollback ID TICK | trace ID | incident ID\n"
+		   "  moonpenctl [--url URL] answer ID CALL_ID VALUE_JSON|--error MESSAGE\n"
 		   "URL defaults to $MOONPEN_URL, else " MP_DEFAULT_URL "\n");
 }
 
@@ -210,6 +218,75 @@ static int parse_call(struct ctl *ctl, int argc, char **argv)
 	return parse_args_array(ctl, argv[1]);
 }
 
+static int parse_snapshot(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc == 0)
+		return 0;
+	if (argc != 2 || strcmp(argv[0], "--out") != 0)
+		return bad_usage("snapshot takes ID [--out FILE]");
+	ctl->out_file = argv[1];
+	return 0;
+}
+
+/* Reads a snapshot file: at most the largest snapshot moonpend accepts. */
+static int parse_restore(struct ctl *ctl, int argc, char **argv)
+{
+	const size_t max = 16u << 20;
+	FILE *f = fopen(argv[0], "rb");
+	int r = -1;
+
+	(void)argc;
+	if (f == NULL) {
+		fprintf(stderr, "moonpenctl: cannot open '%s': %s\n", argv[0], strerror(errno));
+		return -1;
+	}
+	ctl->blob = malloc(max + 1);
+	if (ctl->blob == NULL) {
+		fprintf(stderr, "moonpenctl: out of memory\n");
+		goto out;
+	}
+	ctl->bloblen = fread(ctl->blob, 1, max + 1, f);
+	if (ferror(f))
+		fprintf(stderr, "moonpenctl: cannot read '%s'\n", argv[0]);
+	else if (ctl->bloblen == 0 || ctl->bloblen > max)
+		fprintf(stderr, "moonpenctl: '%s' must hold 1 byte to 16 MiB\n", argv[0]);
+	else
+		r = 0;
+out:
+	fclose(f);
+	return r;
+}
+
+static int parse_rollback(struct ctl *ctl, int argc, char **argv)
+{
+	(void)argc;
+	if (parse_u64(argv[0], UINT64_MAX, &ctl->number) < 0)
+		return bad_usage("TICK wants an unsigned integer, got '%s'", argv[0]);
+	return 0;
+}
+
+static int parse_answer(struct ctl *ctl, int argc, char **argv)
+{
+	char err[256];
+
+	if (parse_u64(argv[0], UINT64_MAX, &ctl->number) < 0 || ctl->number == 0)
+		return bad_usage("CALL_ID wants a positive integer, got '%s'", argv[0]);
+	if (strcmp(argv[1], "--error") == 0) {
+		if (argc != 3)
+			return bad_usage("--error needs a MESSAGE");
+		ctl->error = argv[2];
+		return 0;
+	}
+	if (argc != 2)
+		return bad_usage(
+		    "answer takes ID CALL_ID VALUE_JSON or ID CALL_ID --error MESSAGE");
+	if (vjson_parse(argv[1], VAL_MAX_DEPTH_DEFAULT, &ctl->payload, err, sizeof(err)) < 0) {
+		fprintf(stderr, "moonpenctl: bad VALUE_JSON: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- runners ----------------------------------------------------------------------------------
  */
 
@@ -254,6 +331,31 @@ static int run_snapshot(struct ctl *ctl, mp_client *c, mp_response **out)
 	return mp_snapshot(c, ctl->id, out);
 }
 
+static int run_restore(struct ctl *ctl, mp_client *c, mp_response **out)
+{
+	return mp_restore(c, ctl->id, ctl->blob, ctl->bloblen, out);
+}
+
+static int run_rollback(struct ctl *ctl, mp_client *c, mp_response **out)
+{
+	return mp_rollback(c, ctl->id, ctl->number, out);
+}
+
+static int run_trace(struct ctl *ctl, mp_client *c, mp_response **out)
+{
+	return mp_trace(c, ctl->id, out);
+}
+
+static int run_incident(struct ctl *ctl, mp_client *c, mp_response **out)
+{
+	return mp_incident(c, ctl->id, out);
+}
+
+static int run_answer(struct ctl *ctl, mp_client *c, mp_response **out)
+{
+	return mp_host_result(c, ctl->id, ctl->number, ctl->payload, ctl->error, out);
+}
+
 /* Positional counts include ID where the command takes one. */
 static const struct cmd cmds[] = {
     {"create", 1, -1, parse_create, run_create},
@@ -263,7 +365,12 @@ static const struct cmd cmds[] = {
     {"info", 1, 1, NULL, run_info},
     {"list", 0, 0, NULL, run_list},
     {"close", 1, 1, NULL, run_close},
-    {"snapshot", 1, 1, NULL, run_snapshot},
+    {"snapshot", 1, 3, parse_snapshot, run_snapshot},
+    {"restore", 2, 2, parse_restore, run_restore},
+    {"rollback", 2, 2, parse_rollback, run_rollback},
+    {"trace", 1, 1, NULL, run_trace},
+    {"incident", 1, 1, NULL, run_incident},
+    {"answer", 3, 4, parse_answer, run_answer},
 };
 
 /* ---- main --------------------------------------------------------------------------------------
@@ -310,12 +417,45 @@ static const struct cmd *parse_cmdline(struct ctl *ctl, int argc, char **argv)
 	return cmd;
 }
 
+/* snapshot --out FILE: the blob goes to FILE, the JSON names the file and its
+ * size instead of carrying the bytes. 0, or -1 (message on stderr). */
+static int save_snapshot(const struct ctl *ctl, const mp_response *resp, json_t *j)
+{
+	FILE *f;
+	int ok;
+
+	if (resp->snapshot.len == 0)
+		return 0; /* an error status: nothing to save */
+	f = fopen(ctl->out_file, "wb");
+	if (f == NULL) {
+		fprintf(stderr, "moonpenctl: cannot create '%s': %s\n", ctl->out_file,
+			strerror(errno));
+		return -1;
+	}
+	ok = fwrite(resp->snapshot.data, 1, resp->snapshot.len, f) == resp->snapshot.len;
+	ok = fclose(f) == 0 && ok;
+	if (!ok) {
+		fprintf(stderr, "moonpenctl: cannot write '%s'\n", ctl->out_file);
+		return -1;
+	}
+	json_object_del(j, "snapshot");
+	if (json_object_set_new(j, "snapshot_file", json_string(ctl->out_file)) < 0 ||
+	    json_object_set_new(j, "snapshot_bytes", json_integer((json_int_t)resp->snapshot.len)) <
+		0)
+		return -1;
+	return 0;
+}
+
 /* Prints the reply as one JSON line; returns the exit status. */
-static int print_reply(const struct cmd *cmd, const mp_response *resp)
+static int print_reply(const struct ctl *ctl, const struct cmd *cmd, const mp_response *resp)
 {
 	json_t *j = mp_response_to_json(resp);
 	char *s = NULL;
 
+	if (j != NULL && ctl->out_file != NULL && save_snapshot(ctl, resp, j) < 0) {
+		json_decref(j);
+		return EXIT_USAGE;
+	}
 	if (j != NULL && cmd->run == run_list && json_object_get(j, "instances") == NULL &&
 	    json_object_set_new(j, "instances", json_array()) < 0) {
 		json_decref(j);
@@ -341,6 +481,7 @@ static void ctl_free(struct ctl *ctl)
 	for (i = 0; ctl->args != NULL && ctl->args[i] != NULL; i++)
 		val_free(ctl->args[i]);
 	free(ctl->args);
+	free(ctl->blob);
 }
 
 int main(int argc, char **argv)
@@ -372,7 +513,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* 3. one JSON line on stdout */
-	status = print_reply(cmd, resp);
+	status = print_reply(&ctl, cmd, resp);
 out:
 	mp_response_free(resp);
 	mp_disconnect(c);

@@ -19,6 +19,11 @@
  *   compat        array of strings ("1.x")
  *   min_protocol  integer >= 0
  *   player_field  identifier
+ *   rate_limits   {global?, per_player?, triggers?: {<trigger id>: rate}}, each rate
+ *                 {per_second 1..1000000, burst? 1..1000000 (default per_second)};
+ *                 per_player needs player_field
+ *   isolation     "instance" (default: a worker per instance) | "pool" (shared
+ *                 pool workers, --pool-size instances each; docs/recovery.md)
  *   description, author, license   strings (informational)
  */
 #include <errno.h>
@@ -37,9 +42,9 @@
 #define MF_MAX_TEXT 65536 /* condition / action / description length */
 
 static const char *const mf_fields[] = {
-    "id",	    "version",	   "engine",  "entry",	 "apis",
-    "triggers",	    "limits",	   "tick_ms", "compat",	 "min_protocol",
-    "player_field", "description", "author",  "license", NULL,
+    "id",	   "version", "engine",	 "entry",	 "apis",	 "triggers",
+    "limits",	   "tick_ms", "compat",	 "min_protocol", "player_field", "rate_limits",
+    "description", "author",  "license", "isolation",	 NULL,
 };
 static const char *const trig_fields[] = {
     "id", "event", "condition", "action", "throttle_ms", NULL,
@@ -414,6 +419,98 @@ static int parse_header(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	return r;
 }
 
+/* ---- rate_limits (read by supervisor/ratelimit.c) ------------------------------ */
+
+static int parse_rate(json_t *o, const char *where, mf_rate *out, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"per_second", "burst", NULL};
+	uint64_t ps = 0, burst = 0;
+	char w[160];
+	int r;
+
+	if (!json_is_object(o))
+		return diag_fail(err, errlen,
+				 "field '%s': expected {\"per_second\": N, \"burst\": N}", where);
+	snprintf(w, sizeof w, "%s.", where);
+	r = check_fields(o, fields, w, err, errlen);
+	if (r == 0 && json_object_get(o, "per_second") == NULL)
+		r = diag_fail(err, errlen, "missing required field '%sper_second'", w);
+	if (r == 0)
+		r = get_uint(o, "per_second", w, 1, 1000000, &ps, err, errlen);
+	if (r == 0)
+		r = get_uint(o, "burst", w, 1, 1000000, &burst, err, errlen);
+	out->per_second = (uint32_t)ps;
+	out->burst = (uint32_t)(burst ? burst : ps);
+	return r;
+}
+
+static int parse_trigger_rates(json_t *t, mf_manifest *m, char *err, size_t errlen)
+{
+	const char *key;
+	char where[128];
+	json_t *v;
+	size_t i;
+	int r;
+
+	if (!json_is_object(t))
+		return diag_fail(err, errlen, "field 'rate_limits.triggers': expected an object");
+	json_object_foreach(t, key, v)
+	{
+		for (i = 0; i < m->n_triggers && strcmp(m->triggers[i].id, key) != 0; i++)
+			;
+		snprintf(where, sizeof where, "rate_limits.triggers.%.64s", key);
+		if (i == m->n_triggers)
+			return diag_fail(err, errlen, "field '%s': no trigger has this id", where);
+		r = parse_rate(v, where, &m->triggers[i].rate, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int parse_rate_limits(json_t *root, mf_manifest *m, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"global", "per_player", "triggers", NULL};
+	json_t *rl = json_object_get(root, "rate_limits"), *v;
+	int r;
+
+	if (rl == NULL)
+		return 0;
+	if (!json_is_object(rl))
+		return diag_fail(err, errlen, "field 'rate_limits': expected an object");
+	r = check_fields(rl, fields, "rate_limits.", err, errlen);
+	if (r == 0 && (v = json_object_get(rl, "global")) != NULL)
+		r = parse_rate(v, "rate_limits.global", &m->rate_global, err, errlen);
+	if (r == 0 && (v = json_object_get(rl, "per_player")) != NULL) {
+		r = parse_rate(v, "rate_limits.per_player", &m->rate_player, err, errlen);
+		if (r == 0 && m->player_field == NULL)
+			r = diag_fail(err, errlen,
+				      "field 'rate_limits.per_player': needs 'player_field' (the "
+				      "payload field naming the player)");
+	}
+	if (r == 0 && (v = json_object_get(rl, "triggers")) != NULL)
+		r = parse_trigger_rates(v, m, err, errlen);
+	return r;
+}
+
+/* ---- isolation (read by supervisor/inst.c and pool.c) ------------------------- */
+
+static int parse_isolation(json_t *root, mf_manifest *m, char *err, size_t errlen)
+{
+	char *iso = NULL;
+	int r = get_str(root, "isolation", "", 0, &iso, err, errlen);
+
+	if (r == 0 && iso != NULL) {
+		if (strcmp(iso, "pool") == 0)
+			m->pool = 1;
+		else if (strcmp(iso, "instance") != 0)
+			r = diag_fail(err, errlen,
+				      "field 'isolation': expected \"instance\" or \"pool\"");
+	}
+	free(iso);
+	return r;
+}
+
 static int parse_root(json_t *root, mf_manifest *m, char *err, size_t errlen)
 {
 	uint64_t tick = 0, proto = 0;
@@ -428,6 +525,10 @@ static int parse_root(json_t *root, mf_manifest *m, char *err, size_t errlen)
 		r = parse_apis(root, m, err, errlen);
 	if (r == 0)
 		r = parse_triggers(root, m, err, errlen);
+	if (r == 0)
+		r = parse_rate_limits(root, m, err, errlen);
+	if (r == 0)
+		r = parse_isolation(root, m, err, errlen);
 	if (r == 0)
 		r = parse_limits(root, m, err, errlen);
 	if (r == 0)

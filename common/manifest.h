@@ -9,12 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A token bucket (manifest "rate_limits"); per_second 0 means no limit. */
+typedef struct mf_rate {
+	uint32_t per_second; /* tokens added per second, 1..1000000 */
+	uint32_t burst;	     /* bucket size, 1..1000000 (default: per_second) */
+} mf_rate;
+
 typedef struct mf_trigger {
 	char *id;	 /* unique within the pack */
 	char *event;	 /* event pattern: "OnLeverSwitch", "OnAreaEnter:*", "combat.*" */
 	char *condition; /* Lua expression, or NULL (always) */
 	char *action;	 /* Lua snippet, or the name of a global function */
 	uint32_t throttle_ms;
+	mf_rate rate; /* rate_limits.triggers.<id> */
 } mf_trigger;
 
 typedef struct mf_manifest {
@@ -31,7 +38,10 @@ typedef struct mf_manifest {
 	uint64_t instructions; /* limits.instructions; 0 = no instruction budget */
 	uint32_t tick_ms;      /* default tick length; 0 = 50 */
 	uint32_t min_protocol;
-	char *player_field; /* payload field naming the player (rate limits), or NULL */
+	char *player_field;  /* payload field naming the player (rate limits), or NULL */
+	int pool;	     /* "isolation": "pool": hosted by shared pool workers; 0: own worker */
+	mf_rate rate_global; /* rate_limits.global: every event of an instance */
+	mf_rate rate_player; /* rate_limits.per_player: events naming one player */
 } mf_manifest;
 
 /* Parses json[0..len). Returns 0 and *out (free with mf_free), or -EINVAL with

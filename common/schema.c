@@ -72,8 +72,10 @@ static void type_free(sch_type *t)
 static void fn_free(sch_fn *f)
 {
 	free(f->name);
+	free(f->description);
 	for (size_t i = 0; i < f->n_params; i++) {
 		free(f->params[i].name);
+		free(f->params[i].description);
 		type_free(f->params[i].type);
 	}
 	free(f->params);
@@ -90,6 +92,7 @@ void sch_free(sch_schema *s)
 			fn_free(&s->apis[i].fns[j]);
 		free(s->apis[i].fns);
 		free(s->apis[i].name);
+		free(s->apis[i].description);
 	}
 	free(s->apis);
 	free(s);
@@ -234,6 +237,19 @@ static int check_keys(json_t *obj, const char *const *allowed, const char *path,
 	return 0;
 }
 
+/* Copies obj.description (optional, a string) into *out. */
+static int parse_description(json_t *obj, const char *path, char **out, char *err, size_t errlen)
+{
+	json_t *d = json_object_get(obj, "description");
+
+	if (d == NULL)
+		return 0;
+	if (!json_is_string(d))
+		return diag_fail(err, errlen, "%s.description: expected a string", path);
+	*out = strdup(json_string_value(d));
+	return *out == NULL ? -ENOMEM : 0;
+}
+
 static int parse_param(json_t *p, const char *path, sch_fn *f, char *err, size_t errlen)
 {
 	static const char *const keys[] = {"name", "type", "optional", "description", NULL};
@@ -255,6 +271,9 @@ static int parse_param(json_t *p, const char *path, sch_fn *f, char *err, size_t
 	if (pa->name == NULL)
 		return -ENOMEM;
 	f->n_params++;
+	r = parse_description(p, path, &pa->description, err, errlen);
+	if (r < 0)
+		return r;
 	if (json_object_get(p, "type") == NULL)
 		return diag_fail(err, errlen, "%s.type: missing", path);
 	subpath(sub, "%s.type", path);
@@ -315,7 +334,9 @@ static int parse_fn(json_t *j, const char *path, sch_fn *f, char *err, size_t er
 				      strcmp(json_string_value(kind), "query") != 0))
 		return diag_fail(err, errlen, "%s.kind: expected \"effect\" or \"query\"", path);
 	f->kind = strcmp(json_string_value(kind), "query") == 0 ? SCH_QUERY : SCH_EFFECT;
-	r = parse_params(json_object_get(j, "params"), path, f, err, errlen);
+	r = parse_description(j, path, &f->description, err, errlen);
+	if (r == 0)
+		r = parse_params(json_object_get(j, "params"), path, f, err, errlen);
 	if (r == 0 && json_object_get(j, "variadic") != NULL) {
 		subpath(sub, "%s.variadic", path);
 		r = parse_type(json_object_get(j, "variadic"), sub, 1, &f->variadic, err, errlen);
@@ -362,6 +383,8 @@ static int parse_api(json_t *j, const char *path, sch_api *a, char *err, size_t 
 	r = check_keys(j, keys, path, err, errlen);
 	if (r == 0)
 		r = parse_class(json_object_get(j, "class"), path, a, err, errlen);
+	if (r == 0)
+		r = parse_description(j, path, &a->description, err, errlen);
 	if (r == 0 && !json_is_object(fns))
 		r = diag_fail(err, errlen, "%s.functions: expected an object", path);
 	if (r < 0)
@@ -419,6 +442,9 @@ static int parse_root(json_t *root, sch_schema *s, char *err, size_t errlen)
 	if (!json_is_integer(v) || json_integer_value(v) != 1)
 		return diag_fail(err, errlen, "version: expected 1");
 	s->version = 1;
+	v = json_object_get(root, "description");
+	if (v != NULL && !json_is_string(v))
+		return diag_fail(err, errlen, "description: expected a string");
 	if (!json_is_object(apis))
 		return diag_fail(err, errlen, "apis: expected an object");
 	s->apis = calloc(json_object_size(apis) + 1, sizeof(*s->apis));

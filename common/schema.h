@@ -34,11 +34,18 @@
  * A parameter marked "optional": true is the same as {"optional": <type>}.
  * Trailing nil arguments count as absent.
  *
- * Classes: only "deterministic" APIs may be exposed to scripts, because an
- * instance must replay to the same effects; the worker refuses a pack that
- * lists a "nondeterministic" or "io" API (BAD_PACK). Kinds: an "effect" call
- * is appended to the input's result in order; a "query" needs an answer from
- * the game server (not supported by this engine version: the call raises).
+ * Classes: only "deterministic" APIs may be exposed to instance scripts,
+ * because an instance must replay to the same effects. "nondeterministic"
+ * (answers that differ between runs: wall clock, live matchmaking) and "io"
+ * (reaches outside the game: files, network, databases) parse and document
+ * what the game server offers other consumers, but the worker refuses a pack
+ * whose manifest lists one with PERMISSION_DENIED ("api 'clock_wall' is
+ * nondeterministic: instance scripts must replay"; worker/hostapi.h). Kinds:
+ * an "effect" call is appended to the input's result in order; a "query"
+ * suspends the script until the game server answers.
+ *
+ * "description" (API, function, parameter) must be a string when present; it
+ * is kept for tools (spk types writes it into the annotation file).
  *
  * Reserved API names (refused here): the worker's built-in modules and the
  * sandbox's library names (state, ev, timer, rand, log, clock, drop, string,
@@ -80,7 +87,8 @@ struct sch_type {
 
 typedef struct sch_param {
 	char *name;
-	sch_type *type; /* {"optional": T} when the parameter is optional */
+	sch_type *type;	   /* {"optional": T} when the parameter is optional */
+	char *description; /* NULL when absent */
 } sch_param;
 
 typedef enum sch_fn_kind { SCH_EFFECT, SCH_QUERY } sch_fn_kind;
@@ -93,6 +101,7 @@ typedef struct sch_fn {
 	size_t n_params;
 	sch_type *variadic; /* NULL: no extra arguments */
 	sch_type *returns;  /* NULL: none declared */
+	char *description;  /* NULL when absent */
 } sch_fn;
 
 typedef struct sch_api {
@@ -100,6 +109,7 @@ typedef struct sch_api {
 	sch_class cls;
 	sch_fn *fns; /* sorted by name */
 	size_t n_fns;
+	char *description; /* NULL when absent */
 } sch_api;
 
 typedef struct sch_schema {

@@ -50,7 +50,10 @@ static Moonpen__V1__Response *resp_vnew(st_code code, const char *fmt, va_list a
 		return NULL;
 	moonpen__v1__response__init(r);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	r->status = st_new(code, msg, NULL, code == MOONPEN__V1__STATUS__CODE__UNAVAILABLE);
+	/* retrying later can help only when the supervisor was busy or limited */
+	r->status = st_new(code, msg, NULL,
+			   code == MOONPEN__V1__STATUS__CODE__UNAVAILABLE ||
+			       code == MOONPEN__V1__STATUS__CODE__RATE_LIMITED);
 	if (r->status == NULL) {
 		free(r);
 		return NULL;

@@ -44,6 +44,7 @@ static const struct opt opts[] = {
     O_STR("state-dir", state_dir, "durable state folder"),
     O_STR("worker", worker, "moonpen-worker executable"),
     O_STR("host-api", host_api, "host API schema (JSON)"),
+    O_STR("grants", grants, "API grants per pack (JSON, policy/grants.json)"),
     O_STR("require-layers", require_layers,
 	  "comma-separated confinement layers a worker must have, or it is refused"),
     O_STR("worker-wrapper", worker_wrapper,
@@ -100,6 +101,8 @@ static void defaults(sup_config *c)
 					      NULL};
 	static const char *const schemas[] = {"../../policy/host_api.json",
 					      "../share/moonpen/policy/host_api.json", NULL};
+	static const char *const grants[] = {"../../policy/grants.json",
+					     "../share/moonpen/policy/grants.json", NULL};
 
 	memset(c, 0, sizeof *c);
 	snprintf(c->packs, sizeof c->packs, "/var/lib/moonpen/packs");
@@ -107,6 +110,7 @@ static void defaults(sup_config *c)
 	snprintf(c->state_dir, sizeof c->state_dir, "/var/lib/moonpen");
 	exe_sibling(c->worker, sizeof c->worker, workers);
 	exe_sibling(c->host_api, sizeof c->host_api, schemas);
+	exe_sibling(c->grants, sizeof c->grants, grants);
 	c->api_contexts = MP_API_CONTEXTS;
 	c->mem_bytes = MP_LUA_MEM_BYTES;
 	c->deadline_ms = MP_SOFT_DEADLINE_MS;
@@ -288,6 +292,10 @@ int sup_config_load(sup_config *c, int argc, char **argv, char *err, unsigned lo
 	    strcmp(c->durability, "power") != 0) {
 		snprintf(err, errlen, "--durability must be memory, process or power, not '%s'",
 			 c->durability);
+		return -EINVAL;
+	}
+	if (c->grants[0] == '\0') {
+		snprintf(err, errlen, "cannot find grants.json: set --grants");
 		return -EINVAL;
 	}
 	if (c->worker[0] == '\0' || c->host_api[0] == '\0') {

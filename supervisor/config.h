@@ -18,6 +18,7 @@ typedef struct sup_config {
 	char state_dir[PATH_MAX]; /* durable store */
 	char worker[PATH_MAX];	  /* moonpen-worker executable */
 	char host_api[PATH_MAX];  /* host API schema (policy/host_api.json) */
+	char grants[PATH_MAX];	  /* which packs may use which APIs (policy/grants.json) */
 	char require_layers[256]; /* "seccomp,net_ns": a worker without all of them is refused */
 	char worker_wrapper[PATH_MAX]; /* debug: "valgrind --log-file=..." put before the
 					* worker, which then runs WITHOUT seccomp and

@@ -1,12 +1,14 @@
 /*
  * inst — the instances of moonpend. Runs in the supervisor.
  *
- * Each instance has one worker (wchan) and one thread that serves its request
- * queue in arrival order (per-instance ordering); instances are served
- * concurrently. The instance keeps the log of inputs applied since its last
- * restore point so that, when its worker dies (watchdog, crash, forbidden
- * syscall), a fresh worker is started, the log is replayed without the failed
- * input, and that input alone is answered with the failure.
+ * Each instance has one worker (wchan), or a slot in a shared pool worker
+ * (pool.h, packs with "isolation": "pool"), and one thread that serves its
+ * request queue in arrival order (per-instance ordering); instances are served
+ * concurrently. The instance keeps in-memory snapshots and the log of inputs
+ * since the newest one so that, when its worker dies (watchdog, crash,
+ * forbidden syscall), a fresh worker (a warm spare: spare.h) restores the
+ * snapshot, the log is replayed without the failed input, and that input is
+ * retried once, then dead-lettered (docs/recovery.md).
  */
 #ifndef MOONPEN_SUP_INST_H
 #define MOONPEN_SUP_INST_H

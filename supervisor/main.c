@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/grants.h"
 #include "common/log.h"
 #include "supervisor/api.h"
 #include "supervisor/inst.h"
@@ -47,20 +48,36 @@ static void make_run_dir(const char *dir)
 		fatal(dir, strerror(errno));
 }
 
-static void load_host_api(sup *s)
+/* Reads a policy file of at most max bytes (NUL-terminated copy) or dies. */
+static char *load_policy(const char *path, long max, size_t *len)
 {
-	FILE *f = fopen(s->cfg.host_api, "re");
+	FILE *f = fopen(path, "re");
+	char *buf;
 	long n;
 
-	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > max ||
 	    fseek(f, 0, SEEK_SET) != 0)
-		fatal(s->cfg.host_api, f ? "unreadable or over 1 MiB" : strerror(errno));
-	s->host_api = malloc((size_t)n + 1);
-	if (s->host_api == NULL || fread(s->host_api, 1, (size_t)n, f) != (size_t)n)
-		fatal(s->cfg.host_api, "read failed");
-	s->host_api[n] = '\0';
-	s->host_api_len = (size_t)n;
+		fatal(path, f ? "unreadable or too large" : strerror(errno));
+	buf = malloc((size_t)n + 1);
+	if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		fatal(path, "read failed");
+	buf[n] = '\0';
+	*len = (size_t)n;
 	fclose(f);
+	return buf;
+}
+
+static void load_policies(sup *s)
+{
+	char err[512];
+	size_t n;
+	char *g;
+
+	s->host_api = load_policy(s->cfg.host_api, 1 << 20, &s->host_api_len);
+	g = load_policy(s->cfg.grants, GRANTS_MAX_BYTES, &n);
+	if (grants_parse(g, n, &s->grants, err, sizeof err) < 0)
+		fatal(s->cfg.grants, err);
+	free(g);
 }
 
 int main(int argc, char **argv)
@@ -86,10 +103,11 @@ int main(int argc, char **argv)
 	if (mkdir(s.cfg.state_dir, 0700) != 0 && errno != EEXIST)
 		fatal(s.cfg.state_dir, strerror(errno));
 	/* 4. the operator's host API schema and the packs */
-	load_host_api(&s);
+	load_policies(&s);
 	if (sup_packs_load(s.cfg.packs, &s.packs, err, sizeof err) < 0)
 		fatal("packs", err);
-	/* 5. instances, then the API (requests may arrive as soon as it listens) */
+	/* 5. instances (with the spawner thread and its warm spare workers), then the
+	 *    API (requests may arrive as soon as it listens) */
 	if (sup_insts_new(&s, &s.insts) < 0)
 		fatal("instances", "out of memory");
 	if (sup_api_start(&s, &s.api, err, sizeof err) < 0)
@@ -111,6 +129,7 @@ int main(int argc, char **argv)
 	sup_api_stop(s.api);
 	sup_packs_free(s.packs);
 	free(s.host_api);
+	grants_free(s.grants);
 	log_info("moonpend stopped");
 	return 0;
 }

@@ -160,6 +160,68 @@ static int check_list(const Moonpen__V1__Request *q, char *err, size_t len)
 	return 0;
 }
 
+/* ---- queries, snapshots, traces ------------------------------------------------- */
+
+/* The game server's error text for a failed query: the script sees it. */
+#define MAX_QUERY_ERROR_BYTES 1024
+
+static int check_host_result(const Moonpen__V1__Request *q, char *err, size_t len)
+{
+	const Moonpen__V1__HostResult *h = q->host_result;
+
+	if (check_id(h->instance_id, err, len) < 0)
+		return -EINVAL;
+	if (h->call_id == 0) {
+		snprintf(err, len, "call_id must be the call_id of a pending query (not 0)");
+		return -EINVAL;
+	}
+	switch (h->answer_case) {
+	case MOONPEN__V1__HOST_RESULT__ANSWER_VALUE:
+		return check_value(h->value, "value", err, len);
+	case MOONPEN__V1__HOST_RESULT__ANSWER_ERROR:
+		if (h->error[0] == '\0' || strlen(h->error) > MAX_QUERY_ERROR_BYTES ||
+		    !val_utf8_valid(h->error, strlen(h->error))) {
+			snprintf(err, len, "error must be 1-%d bytes of UTF-8",
+				 MAX_QUERY_ERROR_BYTES);
+			return -EINVAL;
+		}
+		return 0;
+	default:
+		snprintf(err, len, "exactly one answer is needed: value or error");
+		return -EINVAL;
+	}
+}
+
+static int check_rollback(const Moonpen__V1__Request *q, char *err, size_t len)
+{
+	return check_target(q->rollback->instance_id, err, len);
+}
+
+static int check_restore(const Moonpen__V1__Request *q, char *err, size_t len)
+{
+	size_t n = q->restore->snapshot.len;
+
+	if (check_id(q->restore->instance_id, err, len) < 0)
+		return -EINVAL;
+	if (n == 0 || n > MP_SNAPSHOT_MAX_BYTES) {
+		snprintf(err, len,
+			 "snapshot must be 1-%u bytes (a blob from SnapshotInstance), got %zu",
+			 MP_SNAPSHOT_MAX_BYTES, n);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_trace(const Moonpen__V1__Request *q, char *err, size_t len)
+{
+	return check_target(q->trace->instance_id, err, len);
+}
+
+static int check_incident(const Moonpen__V1__Request *q, char *err, size_t len)
+{
+	return check_target(q->incident->instance_id, err, len);
+}
+
 /* ---- the table: each operation and its checks ---------------------------------- */
 
 static const struct op {
@@ -175,6 +237,11 @@ static const struct op {
     {MOONPEN__V1__REQUEST__OP_CLOSE, "close", check_close},
     {MOONPEN__V1__REQUEST__OP_INFO, "info", check_info},
     {MOONPEN__V1__REQUEST__OP_LIST, "list", check_list},
+    {MOONPEN__V1__REQUEST__OP_HOST_RESULT, "host_result", check_host_result},
+    {MOONPEN__V1__REQUEST__OP_ROLLBACK, "rollback", check_rollback},
+    {MOONPEN__V1__REQUEST__OP_RESTORE, "restore", check_restore},
+    {MOONPEN__V1__REQUEST__OP_TRACE, "trace", check_trace},
+    {MOONPEN__V1__REQUEST__OP_INCIDENT, "incident", check_incident},
 };
 
 int sup_req_decode(const void *buf, size_t len, size_t max, Moonpen__V1__Request **out,

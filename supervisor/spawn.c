@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -35,14 +36,26 @@ enum step {
 };
 
 #define N_RLIMITS 7
-#define N_NS 3
+#define N_NS 5
+
+/* The call that failed while a namespace was set up, for the report. */
+enum ns_stage { NS_UNSHARE, NS_SETGROUPS, NS_UID_MAP, NS_GID_MAP, NS_PRIVATE };
+
+static const char *const ns_stage_name[] = {
+    "unshare",
+    "write /proc/self/setgroups",
+    "write /proc/self/uid_map",
+    "write /proc/self/gid_map",
+    "mount / MS_REC|MS_PRIVATE",
+};
 
 /* One record on the report pipe (well under PIPE_BUF: written atomically). */
 struct spawn_msg {
 	int failed; /* 0: the layers record sent just before exec; 1: a failure */
 	int step;
 	int err;
-	int ns_err[N_NS]; /* per namespace: 0 applied, errno refused, -1 not asked */
+	int ns_err[N_NS];   /* per namespace: 0 applied, errno refused, -1 not asked */
+	int ns_stage[N_NS]; /* enum ns_stage: the call that failed */
 };
 
 /* Everything the child needs, prepared before fork. */
@@ -50,6 +63,8 @@ struct spawn_ctx {
 	const sup_spawn_opts *o;
 	pid_t parent;
 	int devnull, wfd;
+	unsigned ns_wanted;	       /* o->namespaces, without the user one as root */
+	char uid_map[32], gid_map[32]; /* "0 <our id> 1" */
 	struct {
 		int res;
 		const char *name;
@@ -62,9 +77,10 @@ static const struct {
 	int flag;
 	const char *layer;
 } ns_table[N_NS] = {
-    {SUP_SPAWN_NS_NET, CLONE_NEWNET, "net_ns"},
-    {SUP_SPAWN_NS_IPC, CLONE_NEWIPC, "ipc_ns"},
-    {SUP_SPAWN_NS_UTS, CLONE_NEWUTS, "uts_ns"},
+    /* first: it owns the others, so that they need no privilege */
+    {SUP_SPAWN_NS_USER, CLONE_NEWUSER, "user_ns"}, {SUP_SPAWN_NS_NET, CLONE_NEWNET, "net_ns"},
+    {SUP_SPAWN_NS_IPC, CLONE_NEWIPC, "ipc_ns"},	   {SUP_SPAWN_NS_UTS, CLONE_NEWUTS, "uts_ns"},
+    {SUP_SPAWN_NS_MNT, CLONE_NEWNS, "mount_ns"},
 };
 
 void sup_spawn_opts_default(sup_spawn_opts *o)
@@ -82,7 +98,8 @@ void sup_spawn_opts_default(sup_spawn_opts *o)
 	o->rlimit_core = MP_WORKER_CORE_BYTES;
 	o->rlimit_memlock = MP_WORKER_MEMLOCK_BYTES;
 	o->rlimit_stack = MP_WORKER_STACK_BYTES;
-	o->namespaces = SUP_SPAWN_NS_NET | SUP_SPAWN_NS_IPC | SUP_SPAWN_NS_UTS;
+	o->namespaces = SUP_SPAWN_NS_USER | SUP_SPAWN_NS_NET | SUP_SPAWN_NS_IPC | SUP_SPAWN_NS_UTS |
+			SUP_SPAWN_NS_MNT;
 }
 
 /* ---- child: between fork and exec, async-signal-safe only ------------------- */
@@ -187,14 +204,69 @@ static void child_limits(const struct spawn_ctx *c)
 			child_fail(c, STEP_RLIMIT + i, errno);
 }
 
+/* Writes text to a /proc file. Returns 0 or an errno value. */
+static int child_write(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return errno;
+	n = write(fd, text, len);
+	if (n < 0)
+		err = errno;
+	else if ((size_t)n != len)
+		err = EIO;
+	close(fd);
+	return err;
+}
+
+/* In the new user namespace: uid and gid 0 inside, ours outside. An
+ * unprivileged process may map its own gid only once setgroups is denied. */
+static void child_map_ids(const struct spawn_ctx *c, struct spawn_msg *m, int i)
+{
+	static const struct {
+		const char *path;
+		int stage;
+	} files[] = {
+	    {"/proc/self/setgroups", NS_SETGROUPS},
+	    {"/proc/self/uid_map", NS_UID_MAP},
+	    {"/proc/self/gid_map", NS_GID_MAP},
+	};
+	const char *text[] = {"deny", c->uid_map, c->gid_map};
+	unsigned k;
+
+	for (k = 0; k < sizeof files / sizeof files[0]; k++) {
+		m->ns_err[i] = child_write(files[k].path, text[k]);
+		if (m->ns_err[i] != 0) {
+			m->ns_stage[i] = files[k].stage;
+			return;
+		}
+	}
+}
+
 static void child_namespaces(const struct spawn_ctx *c, struct spawn_msg *m)
 {
 	int i;
 
 	for (i = 0; i < N_NS; i++) {
 		m->ns_err[i] = -1;
-		if (c->o->namespaces & ns_table[i].bit)
-			m->ns_err[i] = unshare(ns_table[i].flag) == 0 ? 0 : errno;
+		if (!(c->ns_wanted & ns_table[i].bit))
+			continue;
+		m->ns_stage[i] = NS_UNSHARE;
+		m->ns_err[i] = unshare(ns_table[i].flag) == 0 ? 0 : errno;
+		if (m->ns_err[i] != 0)
+			continue;
+		if (ns_table[i].flag == CLONE_NEWUSER)
+			child_map_ids(c, m, i);
+		/* the copied mounts may be shared with the supervisor's: whatever the
+		 * worker mounts must not propagate back */
+		if (ns_table[i].flag == CLONE_NEWNS &&
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+			m->ns_err[i] = errno;
+			m->ns_stage[i] = NS_PRIVATE;
+		}
 	}
 }
 
@@ -246,6 +318,18 @@ static void prepare_limits(struct spawn_ctx *c)
 	set_rlimit(c, 6, RLIMIT_STACK, "setrlimit RLIMIT_STACK", o->rlimit_stack);
 }
 
+/* Which namespaces to ask for, and the id maps of the user namespace. */
+static void prepare_namespaces(struct spawn_ctx *c)
+{
+	c->ns_wanted = c->o->namespaces;
+	/* root needs no user namespace to unshare the others, and a worker mapped
+	 * to another uid could not reach its socket in the 0700 run folder */
+	if (geteuid() == 0)
+		c->ns_wanted &= ~SUP_SPAWN_NS_USER;
+	snprintf(c->uid_map, sizeof c->uid_map, "0 %u 1", (unsigned)geteuid());
+	snprintf(c->gid_map, sizeof c->gid_map, "0 %u 1", (unsigned)getegid());
+}
+
 static const char *step_name(const struct spawn_ctx *c, int step)
 {
 	switch (step) {
@@ -283,8 +367,12 @@ static void fill_report(const sup_spawn_opts *o, const struct spawn_msg *m)
 		if (m->ns_err[i] == 0)
 			rep->layers[rep->n_layers++] = ns_table[i].layer;
 		else if (m->ns_err[i] > 0) {
-			snprintf(rep->reasons[rep->n_missing], SUP_SPAWN_REASON_LEN,
-				 "%s: unshare: %s", ns_table[i].layer, strerror(m->ns_err[i]));
+			int st = m->ns_stage[i];
+			snprintf(rep->reasons[rep->n_missing], SUP_SPAWN_REASON_LEN, "%s: %s: %s",
+				 ns_table[i].layer,
+				 st >= NS_UNSHARE && st <= NS_PRIVATE ? ns_stage_name[st]
+								      : "set-up",
+				 strerror(m->ns_err[i]));
 			rep->missing[rep->n_missing] = rep->reasons[rep->n_missing];
 			rep->n_missing++;
 		}
@@ -354,6 +442,7 @@ int sup_spawn(const sup_spawn_opts *o, pid_t *pid, char *err, unsigned long errl
 	c.o = o;
 	c.parent = getpid();
 	prepare_limits(&c);
+	prepare_namespaces(&c);
 	c.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (c.devnull < 0) {
 		r = -errno;

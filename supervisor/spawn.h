@@ -15,9 +15,23 @@
  *     ("pdeathsig"). The signal fires when the *thread* that called
  *     sup_spawn() ends: call it from a thread that lives as long as the worker;
  *  5. rlimits ("rlimits"): AS, CPU, NOFILE, FSIZE, CORE, MEMLOCK, STACK;
- *  6. namespaces, each on its own and best effort: net, ipc, uts ("net_ns",
- *     "ipc_ns", "uts_ns"); one that the kernel refuses (EPERM without root or
- *     a user namespace) is reported as missing, never silently skipped;
+ *  6. namespaces, each on its own and best effort, in this order:
+ *     a. user ("user_ns"), only when the supervisor is not root: a new user
+ *        namespace in which the child is uid/gid 0, mapped to the
+ *        supervisor's own uid/gid (setgroups denied). It owns the namespaces
+ *        below, so an unprivileged supervisor can create them, and it gives
+ *        the exec'd worker the capabilities (inside it only) that its
+ *        empty root needs, which the worker then drops. As root it is not
+ *        created (and not reported): root needs no help, and mapping the
+ *        worker to another uid would lock it out of its socket;
+ *     b. net, ipc, uts ("net_ns", "ipc_ns", "uts_ns");
+ *     c. mount ("mount_ns"), with every mount made private (MS_REC |
+ *        MS_PRIVATE) so that nothing the worker mounts propagates back. The
+ *        worker itself replaces its root with an empty one (worker/confine.h:
+ *        the exec and the dial still need the filesystem).
+ *     One that the kernel refuses (EPERM without root and without a user
+ *     namespace, which the kernel may forbid too) is reported as missing with
+ *     the call that failed, never silently skipped;
  *  7. execve(o->path, o->argv, o->envp).
  * A failure in steps 1-5 or 7 ends the child with _exit(127) after telling
  * the parent, through a close-on-exec pipe, which step failed and its errno;
@@ -33,14 +47,18 @@
 #define SUP_SPAWN_NS_NET 0x1u
 #define SUP_SPAWN_NS_IPC 0x2u
 #define SUP_SPAWN_NS_UTS 0x4u
+#define SUP_SPAWN_NS_MNT 0x8u
+#define SUP_SPAWN_NS_USER 0x10u /* applied only when the caller is not root */
 
-#define SUP_SPAWN_MAX_LAYERS 8
+#define SUP_SPAWN_MAX_LAYERS 12
 #define SUP_SPAWN_REASON_LEN 96
 
 /* Layers the child had in force when it exec'd: static names ("fds_closed",
- * "setsid", "pdeathsig", "rlimits", "net_ns", ...) and "layer: reason" for each
- * asked-for layer it could not apply ("uts_ns: unshare: Operation not
- * permitted"; pointers into reasons[]: do not copy the struct). */
+ * "setsid", "pdeathsig", "rlimits", "user_ns", "net_ns", "ipc_ns", "uts_ns",
+ * "mount_ns", in this order) and "layer: reason" for each asked-for layer it
+ * could not apply ("uts_ns: unshare: Operation not permitted",
+ * "user_ns: write /proc/self/uid_map: Operation not permitted"; pointers into
+ * reasons[]: do not copy the struct). */
 typedef struct sup_spawn_report {
 	const char *layers[SUP_SPAWN_MAX_LAYERS];
 	unsigned n_layers;
@@ -74,8 +92,9 @@ typedef struct sup_spawn_opts {
 } sup_spawn_opts;
 
 /* Fills o with the defaults of policy/limits.h (AS = MP_LUA_MEM_BYTES +
- * margin), stderr inherited, an empty environment, net+ipc+uts namespaces
- * wanted, no report. path and argv stay NULL: the caller sets them. */
+ * margin), stderr inherited, an empty environment, every namespace wanted
+ * (user, net, ipc, uts, mount; user only takes effect without root), no
+ * report. path and argv stay NULL: the caller sets them. */
 void sup_spawn_opts_default(sup_spawn_opts *o);
 
 /* Starts o->path as a child set up as described above. Returns 0 with *pid

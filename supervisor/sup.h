@@ -19,6 +19,7 @@ typedef struct sup {
 	sup_packs *packs;
 	char *host_api; /* the host API schema, handed to every worker */
 	size_t host_api_len;
+	struct grants *grants; /* the operator's API grants (common/grants.h) */
 	struct sup_insts *insts;
 	struct sup_api *api;
 	atomic_uint next_worker; /* worker ids: unique per run */

@@ -540,7 +540,8 @@ int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
 		r = -EPIPE; /* nobody took the message: the worker is gone */
 	if (r == 0)
 		r = recv_reply(w, timeout_ms, &fw);
-	if (r == 0 && (fw->seq != m->seq || fw->status == NULL || !reply_ok(fw))) {
+	if (r == 0 &&
+	    (fw->seq != m->seq || fw->slot != m->slot || fw->status == NULL || !reply_ok(fw))) {
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
 		r = -EBADMSG;
 	}
@@ -562,6 +563,16 @@ int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
 pid_t wchan_pid(const wchan *w)
 {
 	return w->pid;
+}
+
+int wchan_alive(wchan *w)
+{
+	int alive;
+
+	pthread_mutex_lock(&w->mu);
+	alive = !w->dead && !w->reaped;
+	pthread_mutex_unlock(&w->mu);
+	return alive;
 }
 
 const char *wchan_layers(const wchan *w)

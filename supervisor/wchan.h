@@ -5,7 +5,9 @@
  * size-capped, decoded, checked against the request's sequence number, and a
  * worker that sends anything unexpected is killed. The hard deadline (the
  * watchdog) is the receive timeout of each RPC: past it the worker gets SIGKILL.
- * A wchan is used by one thread at a time (its instance's thread).
+ * A wchan is used by one thread at a time: its instance's thread, or the
+ * instance threads of a pool one RPC at a time under the pool's lock; a warm
+ * spare is started by the spawner thread and then handed over (spare.h).
  */
 #ifndef MOONPEN_SUP_WCHAN_H
 #define MOONPEN_SUP_WCHAN_H
@@ -35,7 +37,8 @@ typedef struct wchan_opts {
 int wchan_start(const wchan_opts *o, wchan **out, char *err, unsigned long errlen)
     __attribute__((warn_unused_result));
 
-/* Sends m (its seq is set here) and waits up to timeout_ms for the reply.
+/* Sends m (its seq is set here) and waits up to timeout_ms for the reply, which
+ * must echo m's seq and slot (a pool worker hosts several instances).
  * Returns 0 and *out (free with protobuf_c_message_free_unpacked); otherwise
  * the worker is dead or has been killed, and the return is -ETIMEDOUT (hard
  * deadline: SIGKILL sent), -EPIPE (it died), -EBADMSG (it broke the protocol:
@@ -49,6 +52,9 @@ int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
 st_code wchan_death(const wchan *w, const char **why);
 
 pid_t wchan_pid(const wchan *w);
+/* Nonzero while the worker's channel is up (a warm spare that died while it
+ * waited reads 0 and must not be handed out). */
+int wchan_alive(wchan *w);
 /* Confinement layers the worker reported in its Hello ("a,b,c"), and those it
  * could not apply with reasons. Strings live as long as w. */
 const char *wchan_layers(const wchan *w);

@@ -14,8 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -61,7 +66,100 @@ static int step_failed(wrk_confine_report *rep, const char *what, int err)
 	return -err;
 }
 
-/* ---- step 1: no_new_privs ------------------------------------------------- */
+/* ---- step 1: the empty root ------------------------------------------------ */
+
+/* Where the empty file system is mounted before it becomes the root: any
+ * directory that surely exists will do, and /proc does, since own_mount_ns()
+ * has just read it. The mount hides nothing from anyone else: it happens in the
+ * worker's own, private mount namespace, and is moved to / at once. */
+#define WRK_EMPTY_ROOT_AT "/proc"
+
+/* Nonzero when this process has a mount namespace of its own: a different one
+ * from its parent's (moonpend, which spawned it). Never pivot a namespace we
+ * share: it would move the supervisor's root (or a test runner's) too. A
+ * worker in the user namespace that sup_spawn made for an unprivileged
+ * supervisor may not look at its parent's namespaces (EACCES): the parent is
+ * then outside our user namespace, and the kernel lets us mount only in a
+ * mount namespace that ours owns, so any namespace we can change is ours. */
+static int own_mount_ns(wrk_confine_report *rep)
+{
+	char parent[32], why[96];
+	struct stat ours, theirs;
+
+	snprintf(parent, sizeof parent, "/proc/%d/ns/mnt", (int)getppid());
+	if (stat("/proc/self/ns/mnt", &ours) != 0) {
+		snprintf(why, sizeof why, "stat /proc/self/ns/mnt: %.40s", strerror(errno));
+	} else if (stat(parent, &theirs) != 0) {
+		if (errno == EACCES || errno == EPERM)
+			return 1; /* the parent is beyond our user namespace */
+		snprintf(why, sizeof why, "stat %s: %.40s", parent, strerror(errno));
+	} else if (ours.st_dev != theirs.st_dev || ours.st_ino != theirs.st_ino) {
+		return 1;
+	} else {
+		snprintf(why, sizeof why, "no mount namespace of its own (see mount_ns)");
+	}
+	layer_missing(rep, "empty_root", why);
+	return 0;
+}
+
+/* The root becomes an empty, read-only tmpfs, and the old root is detached
+ * from the namespace: no path leads to any file of the host any more, /proc
+ * included. pivot_root(".", ".") stacks the old root on the new one; the
+ * lazy unmount of "." then takes the old root (and every mount under it)
+ * away. Returns 0, or an errno value with what naming the call. */
+static int pivot_to_empty(const char **what)
+{
+	struct statfs sf;
+
+	*what = "mount / MS_REC|MS_PRIVATE"; /* nothing propagates to the host */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		return errno;
+	*what = "mount tmpfs " WRK_EMPTY_ROOT_AT;
+	if (mount("moonpen-empty", WRK_EMPTY_ROOT_AT, "tmpfs",
+		  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555") != 0)
+		return errno;
+	*what = "chdir " WRK_EMPTY_ROOT_AT;
+	if (chdir(WRK_EMPTY_ROOT_AT) != 0)
+		return errno;
+	*what = "pivot_root";
+	if (syscall(SYS_pivot_root, ".", ".") != 0)
+		return errno;
+	*what = "umount2 old root";
+	if (umount2(".", MNT_DETACH) != 0)
+		return errno;
+	*what = "chdir /";
+	if (chdir("/") != 0)
+		return errno;
+	/* trust, but check: / is now the empty read-only tmpfs */
+	*what = "statfs / after pivot";
+	if (statfs("/", &sf) != 0)
+		return errno;
+	if (sf.f_type != TMPFS_MAGIC || !(sf.f_flags & ST_RDONLY))
+		return EXDEV;
+	return 0;
+}
+
+/* Best effort like the namespaces it needs: without a mount namespace of our
+ * own, or without CAP_SYS_ADMIN in it, the layer is reported missing (and
+ * --require-layers empty_root makes that fatal in the supervisor). */
+static void set_empty_root(wrk_confine_report *rep)
+{
+	const char *what = "";
+	char why[96];
+	int err;
+
+	if (!own_mount_ns(rep))
+		return;
+	err = pivot_to_empty(&what);
+	if (err != 0) {
+		snprintf(why, sizeof why, "%s: %.50s", what, strerror(err));
+		layer_missing(rep, "empty_root", why);
+		return;
+	}
+	layer_on(rep, "empty_root");
+}
+
+/* ---- step 2: no_new_privs ------------------------------------------------- */
 
 static int set_no_new_privs(wrk_confine_report *rep)
 {
@@ -73,7 +171,7 @@ static int set_no_new_privs(wrk_confine_report *rep)
 	return 0;
 }
 
-/* ---- step 2: capabilities ------------------------------------------------- */
+/* ---- step 3: capabilities ------------------------------------------------- */
 
 /* The bounding set limits what an exec could grant: irrelevant once exec is
  * forbidden and no_new_privs is set, so dropping it is best effort (it takes
@@ -119,7 +217,7 @@ static int drop_caps(wrk_confine_report *rep)
 	return 0;
 }
 
-/* ---- step 3a: names for the SIGSYS report --------------------------------- */
+/* ---- step 4a: names for the SIGSYS report --------------------------------- */
 
 static void fill_names(void)
 {
@@ -141,7 +239,7 @@ const char *wrk_confine_syscall_name(long nr)
 	return wrk_names[nr];
 }
 
-/* ---- step 3b: the SIGSYS handler ------------------------------------------ */
+/* ---- step 4b: the SIGSYS handler ------------------------------------------ */
 
 static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
 {
@@ -203,7 +301,7 @@ static int install_sigsys_handler(wrk_confine_report *rep)
 	return 0;
 }
 
-/* ---- step 3c: the filter --------------------------------------------------- */
+/* ---- step 4c: the filter --------------------------------------------------- */
 
 static uint32_t rule_action(const struct seccomp_allow_rule *ru)
 {
@@ -314,15 +412,18 @@ int wrk_confine(wrk_confine_report *rep)
 	int r;
 
 	memset(rep, 0, sizeof *rep);
-	/* 1. exec can never grant privileges; allows step 3 without CAP_SYS_ADMIN */
+	/* 1. no file reachable: needs CAP_SYS_ADMIN (in the worker's user
+	 *    namespace without root), so before step 3; needs /proc, so first */
+	set_empty_root(rep);
+	/* 2. exec can never grant privileges; allows step 4 without CAP_SYS_ADMIN */
 	r = set_no_new_privs(rep);
 	if (r < 0)
 		return r;
-	/* 2. no capability survives (root in tests and containers) */
+	/* 3. no capability survives (root in tests and containers) */
 	r = drop_caps(rep);
 	if (r < 0)
 		return r;
-	/* 3. the allowlist, on every thread, with the SIGSYS report */
+	/* 4. the allowlist, on every thread, with the SIGSYS report */
 	return set_seccomp(rep);
 }
 
@@ -331,6 +432,8 @@ int wrk_confine_debug(wrk_confine_report *rep)
 	int r;
 
 	memset(rep, 0, sizeof *rep);
+	/* valgrind reads its own files while the worker runs */
+	layer_missing(rep, "empty_root", "disabled for a debugging run (--no-seccomp)");
 	r = set_no_new_privs(rep);
 	if (r == 0)
 		r = drop_caps(rep);

@@ -15,6 +15,7 @@
  *   their id.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,11 @@
 #include "worker/mod_state.h"
 #include "worker/mod_timer.h"
 #include "worker/sandbox.h"
+#include "worker/snapshot.h"
 
 #define ENG_MAX_TIMERS 1024
 #define ENG_MAX_RETURNS 64
+#define ENG_MAX_MSG 4096 /* bytes of an error message kept */
 
 typedef struct eng_trigger {
 	const mf_trigger *t; /* borrowed from the manifest */
@@ -61,6 +64,20 @@ typedef struct eng_input {
 	val_t *const *args;   /* call arguments (borrowed) */
 	size_t nargs;
 } eng_input;
+
+/* Where the body of the running input stands (see "the body of an input"). */
+typedef struct eng_cursor {
+	int root_done;	  /* the input's own call was made (all but ticks) */
+	int tick_started; /* a tick input advanced the tick at least once */
+	uint64_t target;  /* a tick input's last tick */
+	int in_event;	  /* an event is being dispatched */
+	const char *ev_name;
+	const val_t *ev_payload;
+	size_t hi, ti; /* next handler, next trigger */
+	int tphase;    /* enum trig_phase of trigger ti */
+	int last;      /* enum last_call: what the call in progress is */
+	int nret;      /* a call's returns, at the bottom of the coroutine's stack */
+} eng_cursor;
 
 struct eng {
 	sbx *s;
@@ -87,6 +104,20 @@ struct eng {
 	st_code fail_code; /* set before raising for non-script failures */
 	char tid[MEV_MAX_NAME + 16];
 	int closed;
+	/* the running input (it may wait for queries across messages) */
+	char *in_name; /* owned copies of the request's name, payload, args */
+	val_t *in_payload;
+	val_t **in_args;
+	size_t in_nargs;
+	eng_cursor run;
+	lua_State *co; /* its coroutine, anchored by co_ref */
+	int co_ref;
+	uint32_t scale;			      /* deadline scale of each stretch */
+	uint64_t acc_cpu, acc_instr;	      /* usage over its stretches */
+	uint64_t pending;		      /* the query it waits for, 0: none */
+	uint64_t next_call_id, saved_call_id; /* query ids: per instance, from 1 */
+	uint64_t inputs;		      /* events, ticks and calls applied */
+	char *eh_msg, *eh_tb;		      /* what body_msgh recorded of an error */
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -117,104 +148,140 @@ static int push_global_fn(lua_State *L, const char *name)
 	return 0;
 }
 
-/* Pushes v (nil -> an empty table when as_table); raises with fail_code set. */
-static void push_value(eng *e, const val_t *v, int as_table, const char *what)
+/* Pushes v on L (nil -> an empty table when as_table); raises with fail_code set. */
+static void push_value(eng *e, lua_State *L, const val_t *v, int as_table, const char *what)
 {
 	int nil = v == NULL || v->kind_case == MOONPEN__V1__VALUE__KIND__NOT_SET ||
 		  v->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE;
 	int r;
 
 	if (nil && as_table) {
-		lua_newtable(e->L);
+		lua_newtable(L);
 		return;
 	}
-	r = lv_push(e->L, v, e->ctx.max_depth);
+	r = lv_push(L, v, e->ctx.max_depth);
 
 	if (r == -ENOMEM)
-		sbx_nomem(e->L, "%s", what);
+		sbx_nomem(L, "%s", what);
 	if (r < 0) {
 		e->fail_code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
-		luaL_error(e->L, "%s: nested deeper than %d tables", what, (int)e->ctx.max_depth);
+		luaL_error(L, "%s: nested deeper than %d tables", what, (int)e->ctx.max_depth);
 	}
 }
 
-/* ---- dispatch (runs inside the protected body of an input) ----------------------- */
+/* ---- the body of an input: a coroutine driven by a cursor ----------------------------
+ *
+ * Every input runs on its own coroutine (e->co) so that a query can suspend it
+ * between two messages. The body is a C function that makes the input's script
+ * calls one by one with lua_callk: when a query yields somewhere inside a call,
+ * the coroutine resumes later in body_k, which carries on from the cursor
+ * (e->run). The order of calls is that of DESIGN §4: the input's root call
+ * (lifecycle function, event dispatch, call, or each due timer of a tick),
+ * each followed by the dispatch of the events it emitted, breadth-first. */
 
-static int cond_true(eng *e, eng_trigger *tr, const char *name, const val_t *payload)
+#define NO_CALL (-2) /* next_call: nothing left to call (LUA_MULTRET is -1) */
+
+enum last_call { C_NONE, C_ROOT, C_HANDLER, C_COND, C_ACTION, C_TIMER };
+enum trig_phase { TP_CHECK, TP_FIRE, TP_NEXT };
+
+static int throttled(const eng *e, const eng_trigger *tr)
 {
-	int ok;
-
-	if (tr->cond_ref == LUA_NOREF)
-		return 1;
-	lua_rawgeti(e->L, LUA_REGISTRYINDEX, tr->cond_ref);
-	push_value(e, payload, 1, "event payload");
-	lua_pushstring(e->L, name);
-	lua_call(e->L, 2, 1);
-	ok = lua_toboolean(e->L, -1);
-	lua_pop(e->L, 1);
-	return ok;
+	return tr->t->throttle_ms > 0 && tr->last >= 0 &&
+	       (e->ctx.tick - (uint64_t)tr->last) * e->ctx.tick_ms < tr->t->throttle_ms;
 }
 
-static void fire_trigger(eng *e, eng_trigger *tr, const char *name, const val_t *payload)
+static void begin_event(eng *e, const char *name, const val_t *payload, unsigned depth)
 {
-	uint64_t tick = e->ctx.tick;
+	eng_cursor *c = &e->run;
 
-	if (tr->t->throttle_ms > 0 && tr->last >= 0 &&
-	    (tick - (uint64_t)tr->last) * e->ctx.tick_ms < tr->t->throttle_ms)
-		return; /* instance time: at most once per throttle window */
+	c->in_event = 1;
+	c->ev_name = name;
+	c->ev_payload = payload;
+	c->hi = c->ti = 0;
+	c->tphase = TP_CHECK;
+	mev_set_depth(e->bus, depth);
+}
+
+/* Pushes a trigger's action and its arguments; returns the number of results. */
+static int action_call(eng *e, lua_State *L, eng_trigger *tr, int *nargs)
+{
+	eng_cursor *c = &e->run;
+
+	tr->last = (int64_t)e->ctx.tick;
 	e->ctx.trigger_id = tr->t->id;
-	if (!cond_true(e, tr, name, payload))
-		return;
-	tr->last = (int64_t)tick;
+	c->last = C_ACTION;
 	if (tr->act_ref != LUA_NOREF) {
-		lua_rawgeti(e->L, LUA_REGISTRYINDEX, tr->act_ref);
-		push_value(e, payload, 1, "event payload");
-		lua_pushstring(e->L, name);
-		lua_call(e->L, 2, 0);
-		return;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, tr->act_ref);
+		push_value(e, L, c->ev_payload, 1, "event payload");
+		lua_pushstring(L, c->ev_name);
+		*nargs = 2;
+		return 0;
 	}
-	if (!push_global_fn(e->L, tr->t->action))
-		luaL_error(e->L, "trigger '%s': '%s' is not a global function", tr->t->id,
+	if (!push_global_fn(L, tr->t->action))
+		luaL_error(L, "trigger '%s': '%s' is not a global function", tr->t->id,
 			   tr->t->action);
-	push_value(e, payload, 1, "event payload");
-	lua_call(e->L, 1, 0);
+	push_value(e, L, c->ev_payload, 1, "event payload");
+	*nargs = 1;
+	return 0;
+}
+
+/* The next manifest trigger call of the event being dispatched, or NO_CALL. */
+static int trigger_next(eng *e, lua_State *L, int *nargs)
+{
+	eng_cursor *c = &e->run;
+
+	while (c->ti < e->n_trig) {
+		eng_trigger *tr = &e->trig[c->ti];
+
+		if (c->tphase == TP_CHECK) {
+			if (!mev_match(tr->t->event, c->ev_name) || throttled(e, tr)) {
+				c->ti++;
+				continue; /* throttles count instance time */
+			}
+			e->ctx.trigger_id = tr->t->id;
+			c->tphase = TP_FIRE;
+			if (tr->cond_ref != LUA_NOREF) {
+				lua_rawgeti(L, LUA_REGISTRYINDEX, tr->cond_ref);
+				push_value(e, L, c->ev_payload, 1, "event payload");
+				lua_pushstring(L, c->ev_name);
+				c->last = C_COND;
+				*nargs = 2;
+				return 1;
+			}
+		}
+		if (c->tphase == TP_FIRE) {
+			c->tphase = TP_NEXT;
+			return action_call(e, L, tr, nargs);
+		}
+		c->tphase = TP_CHECK;
+		c->ti++;
+	}
+	return NO_CALL;
 }
 
 /* Handlers in registration order, then triggers in manifest order. */
-static void dispatch(eng *e, const char *name, const val_t *payload, unsigned depth)
+static int dispatch_next(eng *e, lua_State *L, int *nargs)
 {
-	mev_set_depth(e->bus, depth);
-	for (size_t i = 0; i < mev_n_handlers(e->bus); i++) {
-		const mev_handler *h = mev_handler_at(e->bus, i);
-		if (!mev_match(h->pattern, name))
+	eng_cursor *c = &e->run;
+
+	while (c->hi < mev_n_handlers(e->bus)) {
+		const mev_handler *h = mev_handler_at(e->bus, c->hi++);
+
+		if (!mev_match(h->pattern, c->ev_name))
 			continue;
 		e->ctx.trigger_id = h->trigger_id;
-		lua_rawgeti(e->L, LUA_REGISTRYINDEX, h->ref);
-		push_value(e, payload, 1, "event payload");
-		lua_pushstring(e->L, name);
-		lua_call(e->L, 2, 0);
+		lua_rawgeti(L, LUA_REGISTRYINDEX, h->ref);
+		push_value(e, L, c->ev_payload, 1, "event payload");
+		lua_pushstring(L, c->ev_name);
+		c->last = C_HANDLER;
+		*nargs = 2;
+		return 0;
 	}
-	for (size_t i = 0; i < e->n_trig; i++)
-		if (mev_match(e->trig[i].t->event, name))
-			fire_trigger(e, &e->trig[i], name, payload);
+	return trigger_next(e, L, nargs);
 }
 
-/* Dispatches queued (emitted) events, oldest first, until none is left. */
-static void drain(eng *e)
+static void push_ctx(eng *e, lua_State *L)
 {
-	while (mev_pop(e->bus, &e->cur)) {
-		dispatch(e, e->cur.name, e->cur.payload, e->cur.depth);
-		mev_event_clear(&e->cur);
-	}
-	mev_set_depth(e->bus, 0);
-}
-
-/* ---- input bodies ------------------------------------------------------------------ */
-
-static void push_ctx(eng *e)
-{
-	lua_State *L = e->L;
-
 	lua_createtable(L, 0, 6);
 	lua_pushstring(L, e->instance_id);
 	lua_setfield(L, -2, "instance_id");
@@ -234,87 +301,261 @@ static void push_ctx(eng *e)
 	lua_setfield(L, -2, "labels");
 }
 
-static void body_lifecycle(eng *e, const char *fn)
-{
-	if (!push_global_fn(e->L, fn))
-		return;
-	e->ctx.trigger_id = fn;
-	push_ctx(e);
-	lua_call(e->L, 1, 0);
-	drain(e);
-}
-
-static void fire_timer(eng *e, const mtm_timer *t)
+static int timer_call(eng *e, lua_State *L, const mtm_timer *t, int *nargs)
 {
 	uint64_t id = t->id;
-	int nargs = (int)t->nargs;
 
 	set_tid(e, "timer:", t->fn);
-	if (!push_global_fn(e->L, t->fn))
-		luaL_error(e->L, "timer %d: '%s' is not a global function", (int)id, t->fn);
+	if (!push_global_fn(L, t->fn))
+		luaL_error(L, "timer %d: '%s' is not a global function", (int)id, t->fn);
+	luaL_checkstack(L, (int)t->nargs + 8, "too many timer arguments");
 	for (size_t i = 0; i < t->nargs; i++)
-		push_value(e, t->args[i], 0, "timer argument");
+		push_value(e, L, t->args[i], 0, "timer argument");
+	*nargs = (int)t->nargs;
 	if (mtm_fire(e->tm, id) < 0) /* re-arm or remove before the call: fn may cancel */
-		sbx_nomem(e->L, "%s", "timer");
-	lua_call(e->L, nargs, 0);
-	drain(e);
+		sbx_nomem(L, "%s", "timer");
+	e->run.last = C_TIMER;
+	return 0;
 }
 
-static void body_tick(eng *e)
+/* Tick: tick += 1 (skipping ticks where nothing is due), then each due timer. */
+static int tick_next(eng *e, lua_State *L, int *nargs)
 {
-	uint64_t target = e->ctx.tick + (e->in.count ? e->in.count : 1);
+	eng_cursor *c = &e->run;
 	const mtm_timer *t;
+	uint64_t next;
 
-	while (e->ctx.tick < target) {
-		uint64_t next = mtm_next_tick(e->tm);
-		/* skip the ticks where nothing is due: same result as stepping one by one */
-		e->ctx.tick = next <= e->ctx.tick ? e->ctx.tick + 1 : next < target ? next : target;
-		while ((t = mtm_due(e->tm, e->ctx.tick)) != NULL)
-			fire_timer(e, t);
+	for (;;) {
+		if (c->tick_started && (t = mtm_due(e->tm, e->ctx.tick)) != NULL)
+			return timer_call(e, L, t, nargs);
+		if (e->ctx.tick >= c->target)
+			return NO_CALL;
+		next = mtm_next_tick(e->tm);
+		e->ctx.tick = next <= e->ctx.tick ? e->ctx.tick + 1
+			      : next < c->target  ? next
+						  : c->target;
+		c->tick_started = 1;
 	}
 }
 
-static int body_call(eng *e)
+static int call_root(eng *e, lua_State *L, int *nargs)
 {
-	int base = lua_gettop(e->L);
-
-	if (!push_global_fn(e->L, e->in.name) || lua_iscfunction(e->L, -1)) {
+	if (!push_global_fn(L, e->in.name) || lua_iscfunction(L, -1)) {
 		e->fail_code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
-		return luaL_error(e->L, "no global function '%s'", e->in.name);
+		return luaL_error(L, "no global function '%s'", e->in.name);
 	}
 	set_tid(e, "call:", e->in.name);
-	luaL_checkstack(e->L, (int)e->in.nargs + 8, "too many arguments");
+	luaL_checkstack(L, (int)e->in.nargs + 8, "too many arguments");
 	for (size_t i = 0; i < e->in.nargs; i++)
-		push_value(e, e->in.args[i], 0, "call argument");
-	lua_call(e->L, (int)e->in.nargs, LUA_MULTRET);
-	drain(e);
-	return lua_gettop(e->L) - base;
+		push_value(e, L, e->in.args[i], 0, "call argument");
+	*nargs = (int)e->in.nargs;
+	e->run.last = C_ROOT;
+	return LUA_MULTRET;
 }
 
-/* The protected body of every input: upvalue-free, e as argument 1. */
+/* The input's own calls; starts the root event dispatch of an event input. */
+static int root_next(eng *e, lua_State *L, int *nargs)
+{
+	eng_cursor *c = &e->run;
+	const char *fn = e->in.kind == IN_INIT ? "on_init" : "on_close";
+
+	if (e->in.kind == IN_TICK)
+		return tick_next(e, L, nargs);
+	if (c->root_done)
+		return NO_CALL;
+	c->root_done = 1;
+	switch (e->in.kind) {
+	case IN_EVENT:
+		begin_event(e, e->in.name, e->in.payload, 0);
+		return NO_CALL;
+	case IN_CALL:
+		return call_root(e, L, nargs);
+	default:
+		if (!push_global_fn(L, fn))
+			return NO_CALL;
+		e->ctx.trigger_id = fn;
+		push_ctx(e, L);
+		c->last = C_ROOT;
+		*nargs = 1;
+		return 0;
+	}
+}
+
+/* Pushes the next script call of the input (function and *nargs arguments)
+ * and returns its number of results, or NO_CALL when the input is done. */
+static int next_call(eng *e, lua_State *L, int *nargs)
+{
+	eng_cursor *c = &e->run;
+	int r;
+
+	for (;;) {
+		if (c->in_event) {
+			if ((r = dispatch_next(e, L, nargs)) != NO_CALL)
+				return r;
+			c->in_event = 0;
+			mev_event_clear(&e->cur);
+			mev_set_depth(e->bus, 0);
+			continue;
+		}
+		if (mev_pop(e->bus, &e->cur)) { /* emitted events, oldest first */
+			begin_event(e, e->cur.name, e->cur.payload, e->cur.depth);
+			continue;
+		}
+		if ((r = root_next(e, L, nargs)) != NO_CALL || !c->in_event)
+			return r;
+	}
+}
+
+/* Takes the results of the call that just returned. */
+static void after_call(eng *e, lua_State *L)
+{
+	eng_cursor *c = &e->run;
+
+	if (c->last == C_COND) {
+		if (!lua_toboolean(L, -1))
+			c->tphase = TP_NEXT;
+		lua_pop(L, 1);
+	} else if (c->last == C_ROOT && e->in.kind == IN_CALL) {
+		c->nret = lua_gettop(L); /* the call's results stay at the bottom */
+	}
+	c->last = C_NONE;
+}
+
+static int body_k(lua_State *L, int status, lua_KContext k);
+
+static int machine(eng *e, lua_State *L)
+{
+	int nargs = 0, nres;
+
+	while ((nres = next_call(e, L, &nargs)) != NO_CALL) {
+		lua_callk(L, nargs, nres, (lua_KContext)(intptr_t)e, body_k);
+		after_call(e, L);
+	}
+	return e->run.nret;
+}
+
+/* Where the body goes on after a query answered inside one of its calls. */
+static int body_k(lua_State *L, int status, lua_KContext k)
+{
+	eng *e = (eng *)(intptr_t)k;
+
+	(void)status;
+	after_call(e, L);
+	return machine(e, L);
+}
+
+/* The coroutine's function: e as argument 1. */
 static int body(lua_State *L)
 {
 	eng *e = lua_touserdata(L, 1);
 
 	lua_settop(L, 0);
-	switch (e->in.kind) {
-	case IN_INIT:
-		body_lifecycle(e, "on_init");
-		return 0;
-	case IN_CLOSE:
-		body_lifecycle(e, "on_close");
-		return 0;
-	case IN_EVENT:
-		dispatch(e, e->in.name, e->in.payload, 0);
-		drain(e);
-		return 0;
-	case IN_TICK:
-		body_tick(e);
-		return 0;
-	case IN_CALL:
-		return body_call(e);
+	return machine(e, L);
+}
+
+static int call_tostring(lua_State *L)
+{
+	luaL_callmeta(L, 1, "__tostring");
+	return 1;
+}
+
+/* The text of the error object at 1 as sbx_call gives it: a string as is, a
+ * number as text, a typed error's message, the result of __tostring (run
+ * protected, under the budget) when it is a string, else "(error object is
+ * a <type> value)". Leaves the stack as it found it. May raise (memory). */
+static char *error_text(lua_State *L)
+{
+	int top = lua_gettop(L), t = lua_type(L, 1), ok = 0;
+	const char *m = NULL;
+	size_t len = 0;
+	char buf[64];
+
+	if (t == LUA_TSTRING || t == LUA_TNUMBER || sbx_error_kind(L, 1) != 0) {
+		m = sbx_tostring(L, 1);
+		ok = 1;
+	} else if (luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+		lua_pushcfunction(L, call_tostring);
+		lua_pushvalue(L, 1);
+		ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING;
+		m = ok ? lua_tostring(L, -1) : NULL;
 	}
+	if (ok)
+		lua_tolstring(L, -1, &len);
+	else
+		snprintf(buf, sizeof(buf), "(error object is a %s value)", luaL_typename(L, 1));
+	m = ok ? strndup(m, len < ENG_MAX_MSG ? len : ENG_MAX_MSG) : strdup(buf);
+	lua_settop(L, top);
+	return (char *)m;
+}
+
+/* Message handler of the body's pcall: records the traceback of the failing
+ * point and the message (error_text) and returns the error object unchanged,
+ * so that the kind of a typed error survives the rethrow. Upvalue: e. */
+static int body_msgh(lua_State *L)
+{
+	eng *e = lua_touserdata(L, lua_upvalueindex(1));
+
+	lua_settop(L, 1);
+	free(e->eh_msg);
+	free(e->eh_tb);
+	e->eh_msg = e->eh_tb = NULL;
+	luaL_traceback(L, L, NULL, 1);
+	e->eh_tb = strdup(lua_tostring(L, -1));
+	lua_settop(L, 1);
+	e->eh_msg = error_text(L);
+	return 1;
+}
+
+/* The end of the body's pcall: results are returned; an error (its to-be-
+ * closed variables already closed by the pcall, inside the budget) is raised
+ * again, so that the coroutine dies with it and sbx_resume classifies it. */
+static int co_main_k(lua_State *L, int status, lua_KContext k)
+{
+	(void)k;
+	if (status == LUA_OK || status == LUA_YIELD)
+		return lua_gettop(L) - 1; /* above the message handler */
+	return lua_error(L);
+}
+
+/* The coroutine's function (e as argument 1): body under a pcall that can
+ * yield (lua_pcallk), which runs pending __close methods on an error exactly
+ * as the protected call of sbx_call would. */
+static int co_main(lua_State *L)
+{
+	eng *e = lua_touserdata(L, 1);
+	int st;
+
+	lua_settop(L, 0);
+	lua_pushlightuserdata(L, e);
+	lua_pushcclosure(L, body_msgh, 1);
+	lua_pushcfunction(L, body);
+	lua_pushlightuserdata(L, e);
+	st = lua_pcallk(L, 1, LUA_MULTRET, 1, (lua_KContext)(intptr_t)e, co_main_k);
+	return co_main_k(L, st, (lua_KContext)(intptr_t)e);
+}
+
+/* Runs protected on the main thread: a new coroutine for the input, anchored
+ * in the registry, with its function and e pushed. */
+static int new_co(lua_State *L)
+{
+	eng *e = lua_touserdata(L, 1);
+	lua_State *co = lua_newthread(L);
+	int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	e->co = co;
+	e->co_ref = ref;
+	lua_pushcfunction(co, co_main);
+	lua_pushlightuserdata(co, e);
 	return 0;
+}
+
+static void release_co(eng *e)
+{
+	if (e->co != NULL)
+		luaL_unref(e->L, LUA_REGISTRYINDEX, e->co_ref);
+	e->co = NULL;
+	e->co_ref = LUA_NOREF;
+	e->ctx.input_thread = NULL;
 }
 
 /* ---- input boundaries ------------------------------------------------------------ */
@@ -331,6 +572,10 @@ static void begin_input(eng *e)
 	e->saved_tick = e->ctx.tick;
 	e->fail_code = 0;
 	e->ctx.trigger_id = NULL;
+	e->ctx.input_thread = NULL;
+	hapi_query_clear(&e->ctx);
+	e->saved_call_id = e->next_call_id;
+	e->pending = 0;
 }
 
 static void end_input(eng *e, int ok)
@@ -349,6 +594,9 @@ static void end_input(eng *e, int ok)
 	for (size_t i = 0; i < e->n_trig; i++)
 		e->trig[i].last = e->trig[i].saved;
 	e->ctx.tick = e->saved_tick;
+	e->next_call_id = e->saved_call_id;
+	hapi_query_clear(&e->ctx);
+	e->pending = 0;
 }
 
 /* ---- results --------------------------------------------------------------------- */
@@ -411,8 +659,8 @@ static int status_out(eng_out *out, const sbx_err *err)
 	return out->status != NULL ? 0 : -ENOMEM;
 }
 
-/* Converts the n values on top of the stack; pops them. */
-static int take_returns(eng *e, int n, val_t ***ret, size_t *nret, sbx_err *err)
+/* Converts the n values on top of T's stack; pops them. */
+static int take_returns(eng *e, lua_State *T, int n, val_t ***ret, size_t *nret, sbx_err *err)
 {
 	char why[256] = "out of memory", msg[320];
 	val_t **v = calloc((size_t)n + 1, sizeof(*v));
@@ -425,8 +673,8 @@ static int take_returns(eng *e, int n, val_t ***ret, size_t *nret, sbx_err *err)
 		r = -E2BIG;
 	}
 	while (r == 0 && *nret < (size_t)n) {
-		r = lv_to_val(e->L, lua_gettop(e->L) - n + 1 + (int)*nret, e->ctx.max_depth,
-			      &v[*nret], why, sizeof(why));
+		r = lv_to_val(T, lua_gettop(T) - n + 1 + (int)*nret, e->ctx.max_depth, &v[*nret],
+			      why, sizeof(why));
 		if (r == 0)
 			bytes += protobuf_c_message_get_packed_size(&v[(*nret)++]->base);
 		if (r == 0 && e->ctx.result_bytes + bytes > MP_MAX_RESULT_BYTES) {
@@ -435,7 +683,7 @@ static int take_returns(eng *e, int n, val_t ***ret, size_t *nret, sbx_err *err)
 			r = -EFBIG;
 		}
 	}
-	lua_pop(e->L, n);
+	lua_pop(T, n);
 	if (r < 0) {
 		snprintf(msg, sizeof(msg), "return value #%zu: %s", *nret + (r != -EFBIG), why);
 		err_set(err,
@@ -451,41 +699,193 @@ static int take_returns(eng *e, int n, val_t ***ret, size_t *nret, sbx_err *err)
 	return 0;
 }
 
-/* Runs e->in as one atomic input in one budget window and fills out. */
-static int run_input(eng *e, uint32_t scale, eng_out *out)
+/* ---- running an input: stretches between queries ------------------------------------ */
+
+/* The Usage of the input so far: every stretch it ran, never the waits. */
+static Moonpen__V1__Usage *usage_acc(eng *e)
 {
-	sbx_err err = {0};
+	Moonpen__V1__Usage *u = usage_new(e);
+
+	if (u != NULL) {
+		u->instructions = e->acc_instr;
+		u->cpu_us = e->acc_cpu;
+	}
+	return u;
+}
+
+/* Ends the budget window of a stretch (counting what it used). */
+static void stretch_end(eng *e)
+{
+	e->acc_cpu += sbx_cpu_us(e->s);
+	e->acc_instr += sbx_instructions(e->s);
+	sbx_budget_end(e->s);
+}
+
+static void input_copy_free(eng *e)
+{
+	free(e->in_name);
+	val_free(e->in_payload);
+	free_vals(e->in_args, e->in_nargs);
+	e->in_name = NULL;
+	e->in_payload = NULL;
+	e->in_args = NULL;
+	e->in_nargs = 0;
+}
+
+static void error_text_clear(eng *e)
+{
+	free(e->eh_msg);
+	free(e->eh_tb);
+	e->eh_msg = e->eh_tb = NULL;
+}
+
+/* A script failure reads as under sbx_call: the message body_msgh took with
+ * tostring and the traceback of the failing point (budget trips keep their
+ * own message). */
+static void take_error_text(eng *e, sbx_err *err)
+{
+	int trip = err->code == MOONPEN__V1__STATUS__CODE__TIMEOUT ||
+		   err->code == MOONPEN__V1__STATUS__CODE__BUDGET_EXCEEDED ||
+		   err->code == MOONPEN__V1__STATUS__CODE__MEMORY_LIMIT;
+
+	if (!trip && e->eh_msg != NULL) {
+		free(err->message);
+		err->message = e->eh_msg;
+		e->eh_msg = NULL;
+	}
+	if (e->eh_tb != NULL) {
+		free(err->traceback);
+		err->traceback = e->eh_tb;
+		e->eh_tb = NULL;
+	}
+	error_text_clear(e);
+}
+
+/* Ends the input: commit or roll back, answer with its result. nres values
+ * (a call's returns) are on the coroutine when ok. */
+static int finish(eng *e, int ok, int nres, sbx_err *err, eng_out *out)
+{
 	Moonpen__V1__Usage *u;
 	val_t **ret = NULL;
 	size_t nret = 0;
-	int base = lua_gettop(e->L), ok, r;
+	int r;
 
-	begin_input(e);
-	sbx_budget_begin(e->s, scale ? scale : 1);
-	lua_pushcfunction(e->L, body);
-	lua_pushlightuserdata(e->L, e);
-	ok = sbx_call(e->s, 1, LUA_MULTRET, &err) == 0;
 	if (ok && e->in.kind == IN_CALL)
-		ok = take_returns(e, lua_gettop(e->L) - base, &ret, &nret, &err) == 0;
-	u = usage_new(e);
+		ok = take_returns(e, e->co, nres, &ret, &nret, err) == 0;
+	u = usage_acc(e);
 	sbx_budget_end(e->s);
-	lua_settop(e->L, base);
+	release_co(e);
+	if (!ok)
+		take_error_text(e, err);
 	if (!ok && e->fail_code != 0)
-		err.code = e->fail_code;
-	else if (!ok && err.code == MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR &&
-		 e->ctx.arg_error[0] && err.message && strstr(err.message, e->ctx.arg_error))
-		err.code =
-		    MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT; /* a schema violation ended it */
+		err->code = e->fail_code;
+	/* else err->code is the kind of the typed error object that ended the input
+	 * (sbx_raise: INVALID_ARGUMENT, PERMISSION_DENIED...) or SCRIPT_ERROR */
 	end_input(e, ok);
-	r = status_out(out, ok ? NULL : &err);
+	if (ok && e->in.kind != IN_INIT && e->in.kind != IN_CLOSE)
+		e->inputs++;
+	r = status_out(out, ok ? NULL : err);
 	if (r == 0)
 		r = result_new(e, ok, u, ret, nret, out);
 	else {
 		free(u);
 		free_vals(ret, nret);
 	}
-	sbx_err_clear(&err);
+	sbx_err_clear(err);
+	input_copy_free(e);
 	return r;
+}
+
+/* The input yielded on a query: answer PENDING with the HostCall; the input
+ * stays open (journals, effects, coroutine) until host_result or abort. */
+static int suspend(eng *e, eng_out *out)
+{
+	Moonpen__V1__HostCall *hc = malloc(sizeof(*hc));
+	char *api = strdup(e->ctx.q_api), *fn = strdup(e->ctx.q_fn);
+
+	stretch_end(e);
+	if (hc == NULL || api == NULL || fn == NULL) {
+		free(hc);
+		free(api);
+		free(fn);
+		return -ENOMEM;
+	}
+	moonpen__v1__host_call__init(hc);
+	hc->call_id = e->next_call_id++;
+	hc->api = api;
+	hc->fn = fn;
+	hc->args = e->ctx.q_args; /* moved */
+	hc->n_args = e->ctx.q_nargs;
+	e->ctx.q_args = NULL;
+	e->ctx.q_nargs = 0;
+	hapi_query_clear(&e->ctx);
+	e->pending = hc->call_id;
+	out->status = st_newf(MOONPEN__V1__STATUS__CODE__PENDING, "waiting for query %llu (%s.%s)",
+			      (unsigned long long)hc->call_id, api, fn);
+	out->host_call = hc;
+	return out->status != NULL ? 0 : -ENOMEM;
+}
+
+/* Runs the input's coroutine for one stretch, inside the budget window the
+ * caller began, with nargs values pushed on it (the first: the body's e; later:
+ * a query's answer). */
+static int stretch(eng *e, int nargs, eng_out *out)
+{
+	sbx_err err = {0};
+	int nres = 0, st = sbx_resume(e->s, NULL, e->co, nargs, &nres, &err);
+
+	if (st == 1 && e->ctx.q_api != NULL)
+		return suspend(e, out);
+	if (st == 1) { /* coroutine.yield on the input's own thread */
+		err_set(&err, MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR,
+			"attempt to yield from outside a coroutine");
+		st = -1;
+	}
+	e->acc_cpu += sbx_cpu_us(e->s);
+	e->acc_instr += sbx_instructions(e->s);
+	return finish(e, st == 0, nres, &err, out);
+}
+
+/* Runs e->in as one atomic input (it may stop at queries) and fills out. */
+static int run_input(eng *e, uint32_t scale, eng_out *out)
+{
+	sbx_err err = {0};
+
+	begin_input(e);
+	e->run = (eng_cursor){.target = e->ctx.tick + e->in.count};
+	e->scale = scale ? scale : 1;
+	e->acc_cpu = e->acc_instr = 0;
+	sbx_budget_begin(e->s, e->scale);
+	lua_pushcfunction(e->L, new_co);
+	lua_pushlightuserdata(e->L, e);
+	if (sbx_call(e->s, 1, 0, &err) < 0)
+		return finish(e, 0, 0, &err, out);
+	if (e->in.kind != IN_INIT && e->in.kind != IN_CLOSE)
+		e->ctx.input_thread = e->co; /* queries may suspend it */
+	return stretch(e, 1, out);
+}
+
+/* Copies what the input needs (it may outlive the request across queries). */
+static int input_copy(eng *e, const char *name, const val_t *payload, val_t *const *args,
+		      size_t nargs)
+{
+	e->in_name = name != NULL ? strdup(name) : NULL;
+	e->in_payload = payload != NULL ? val_copy(payload) : NULL;
+	e->in_args = calloc(nargs + 1, sizeof(*e->in_args));
+	if ((name != NULL && e->in_name == NULL) || (payload != NULL && e->in_payload == NULL) ||
+	    e->in_args == NULL)
+		goto nomem;
+	for (; e->in_nargs < nargs; e->in_nargs++)
+		if ((e->in_args[e->in_nargs] = val_copy(args[e->in_nargs])) == NULL)
+			goto nomem;
+	e->in.name = e->in_name;
+	e->in.payload = e->in_payload;
+	e->in.args = e->in_args;
+	e->in.nargs = e->in_nargs;
+	return 0;
+nomem:
+	input_copy_free(e);
+	return -ENOMEM;
 }
 
 static int closed_out(eng_out *out)
@@ -497,57 +897,185 @@ static int closed_out(eng_out *out)
 
 /* ---- public inputs ------------------------------------------------------------------ */
 
-int eng_event(eng *e, const Moonpen__V1__SendEvent *ev, eng_out *out)
+/* Clears out; answers (and returns 1) when the instance cannot take an input. */
+static int refuse(eng *e, eng_out *out, int *r)
 {
 	out->status = NULL;
 	out->result = NULL;
-	if (e->closed)
-		return closed_out(out);
+	out->host_call = NULL;
+	*r = 0;
+	if (e->closed) {
+		*r = closed_out(out);
+		return 1;
+	}
+	if (e->pending == 0)
+		return 0;
+	out->status = st_newf(MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
+			      "input pending on query %llu", (unsigned long long)e->pending);
+	*r = out->status != NULL ? 0 : -ENOMEM;
+	return 1;
+}
+
+int eng_event(eng *e, const Moonpen__V1__SendEvent *ev, eng_out *out)
+{
+	int r;
+
+	if (refuse(e, out, &r))
+		return r;
 	if (ev->name == NULL || ev->name[0] == '\0' || strlen(ev->name) > MEV_MAX_NAME) {
 		out->status = st_new(MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
 				     "event name must be 1 to 256 bytes", NULL, 0);
 		return out->status != NULL ? 0 : -ENOMEM;
 	}
-	e->in = (eng_input){.kind = IN_EVENT, .name = ev->name, .payload = ev->payload};
+	e->in = (eng_input){.kind = IN_EVENT};
+	if (input_copy(e, ev->name, ev->payload, NULL, 0) < 0)
+		return -ENOMEM;
 	return run_input(e, 1, out);
 }
 
 int eng_tick(eng *e, uint32_t count, eng_out *out)
 {
-	out->status = NULL;
-	out->result = NULL;
-	if (e->closed)
-		return closed_out(out);
+	int r;
+
+	if (refuse(e, out, &r))
+		return r;
 	e->in = (eng_input){.kind = IN_TICK, .count = count ? count : 1};
 	return run_input(e, e->in.count, out);
 }
 
 int eng_call(eng *e, const Moonpen__V1__Call *call, eng_out *out)
 {
-	out->status = NULL;
-	out->result = NULL;
-	if (e->closed)
-		return closed_out(out);
+	int r;
+
+	if (refuse(e, out, &r))
+		return r;
 	if (call->function == NULL || call->function[0] == '\0' ||
 	    strlen(call->function) > MEV_MAX_NAME || call->n_args > MP_MAX_CALL_ARGS) {
 		out->status = st_new(MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
 				     "call: bad function name or too many arguments", NULL, 0);
 		return out->status != NULL ? 0 : -ENOMEM;
 	}
-	e->in = (eng_input){
-	    .kind = IN_CALL, .name = call->function, .args = call->args, .nargs = call->n_args};
+	e->in = (eng_input){.kind = IN_CALL};
+	if (input_copy(e, call->function, NULL, call->args, call->n_args) < 0)
+		return -ENOMEM;
 	return run_input(e, 1, out);
+}
+
+/* Rolls the input pending on a query back completely. */
+static void drop_pending(eng *e)
+{
+	release_co(e);
+	end_input(e, 0);
+	input_copy_free(e);
 }
 
 int eng_close(eng *e, eng_out *out)
 {
 	out->status = NULL;
 	out->result = NULL;
+	out->host_call = NULL;
 	if (e->closed)
 		return closed_out(out);
+	if (e->pending != 0)
+		drop_pending(e); /* closing discards an input left waiting */
 	e->in = (eng_input){.kind = IN_CLOSE};
 	e->closed = 1;
 	return run_input(e, 1, out);
+}
+
+/* ---- queries: answers and abort --------------------------------------------------- */
+
+static int not_pending(eng *e, const Moonpen__V1__HostResult *hr, eng_out *out)
+{
+	if (e->closed)
+		return closed_out(out);
+	if (e->pending == 0)
+		out->status = st_new(MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
+				     "no input is pending on a query", NULL, 0);
+	else
+		out->status = st_newf(
+		    MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
+		    "host_result answers query %llu; the input waits for query %llu",
+		    (unsigned long long)(hr ? hr->call_id : 0), (unsigned long long)e->pending);
+	return out->status != NULL ? 0 : -ENOMEM;
+}
+
+/* Runs protected on the main thread: pushes the answer (value | nil, error). */
+static int push_answer(lua_State *L)
+{
+	const Moonpen__V1__HostResult *hr = lua_touserdata(L, 1);
+	eng *e = lua_touserdata(L, 2);
+
+	lua_settop(L, 0);
+	if (hr->answer_case == MOONPEN__V1__HOST_RESULT__ANSWER_ERROR) {
+		lua_pushnil(L);
+		lua_pushstring(L, hr->error != NULL ? hr->error : "");
+		return 2;
+	}
+	if (lv_push(L, hr->answer_case == MOONPEN__V1__HOST_RESULT__ANSWER_VALUE ? hr->value : NULL,
+		    e->ctx.max_depth) < 0)
+		return sbx_nomem(L, "%s", "query answer");
+	return 1;
+}
+
+int eng_host_result(eng *e, const Moonpen__V1__HostResult *hr, eng_out *out)
+{
+	sbx_err err = {0};
+	char why[256];
+	int n, base;
+
+	out->status = NULL;
+	out->result = NULL;
+	out->host_call = NULL;
+	if (e->closed || e->pending == 0 || hr->call_id != e->pending)
+		return not_pending(e, hr, out);
+	if (hr->answer_case == MOONPEN__V1__HOST_RESULT__ANSWER_VALUE && hr->value != NULL &&
+	    val_check(hr->value, e->ctx.max_depth, why, sizeof(why)) < 0) {
+		out->status = st_newf(MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
+				      "host_result value: %s", why);
+		return out->status != NULL ? 0 : -ENOMEM;
+	}
+	e->pending = 0;
+	sbx_budget_begin(e->s, e->scale); /* a new stretch: the wait did not count */
+	base = lua_gettop(e->L);
+	lua_pushcfunction(e->L, push_answer);
+	lua_pushlightuserdata(e->L, (void *)hr);
+	lua_pushlightuserdata(e->L, e);
+	if (sbx_call(e->s, 2, LUA_MULTRET, &err) < 0)
+		return finish(e, 0, 0, &err, out);
+	n = lua_gettop(e->L) - base;
+	if (!lua_checkstack(e->co, n + 1)) {
+		lua_settop(e->L, base);
+		err_set(&err, MOONPEN__V1__STATUS__CODE__MEMORY_LIMIT,
+			"query answer: out of memory");
+		return finish(e, 0, 0, &err, out);
+	}
+	lua_xmove(e->L, e->co, n);
+	return stretch(e, n, out);
+}
+
+int eng_abort(eng *e, eng_out *out)
+{
+	out->status = NULL;
+	out->result = NULL;
+	out->host_call = NULL;
+	if (e->closed || e->pending == 0)
+		return not_pending(e, NULL, out);
+	drop_pending(e);
+	out->status = st_new(MOONPEN__V1__STATUS__CODE__OK, NULL, NULL, 0);
+	if (out->status == NULL)
+		return -ENOMEM;
+	return result_new(e, 0, usage_acc(e), NULL, 0, out);
+}
+
+uint64_t eng_pending(const eng *e)
+{
+	return e->pending;
+}
+
+uint64_t eng_inputs(const eng *e)
+{
+	return e->inputs;
 }
 
 uint64_t eng_tick_now(const eng *e)
@@ -575,6 +1103,10 @@ void eng_free(eng *e)
 {
 	if (e == NULL)
 		return;
+	input_copy_free(e); /* an input left pending on a query */
+	hapi_query_clear(&e->ctx);
+	free(e->eh_msg);
+	free(e->eh_tb);
 	if (e->s != NULL)
 		sbx_free(e->s);
 	mst_free(e->st);
@@ -803,10 +1335,6 @@ static int check_init(eng *e, const Moonpen__Worker__V1__Init *init, st_code *co
 		return r;
 	}
 	*code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
-	if (init->snapshot.len > 0) {
-		snprintf(err, errlen, "restoring a snapshot is not supported by this engine");
-		return -ENOTSUP;
-	}
 	if (init->pack_id != NULL && init->pack_id[0] != '\0' &&
 	    strcmp(init->pack_id, e->mf->id) != 0) {
 		snprintf(err, errlen, "Init.pack_id '%s' is not the manifest's id '%s'",
@@ -828,7 +1356,10 @@ static int check_init(eng *e, const Moonpen__Worker__V1__Init *init, st_code *co
 		return r;
 	}
 	*code = MOONPEN__V1__STATUS__CODE__BAD_PACK;
-	return hapi_check_pack(e->sch, e->mf, err, errlen);
+	r = hapi_check_pack(e->sch, e->mf, err, errlen);
+	if (r == -EPERM) /* a nondeterministic or io API: a permission the pack lacks */
+		*code = MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED;
+	return r;
 }
 
 /* Builds the sandbox and installs the modules. */
@@ -894,26 +1425,267 @@ static int load_entry(eng *e, st_code *code, sbx_err *serr, char *err, size_t er
 	return r;
 }
 
+/* ---- snapshots ------------------------------------------------------------------------ */
+
+static int timer_id_cmp(const void *a, const void *b)
+{
+	const Moonpen__Worker__V1__SnapTimer *x = *(Moonpen__Worker__V1__SnapTimer *const *)a;
+	const Moonpen__Worker__V1__SnapTimer *y = *(Moonpen__Worker__V1__SnapTimer *const *)b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Points sn's timers and throttles at the engine's (borrowed), sorted by id. */
+static void snap_fill(eng *e, snap_t *sn, Moonpen__Worker__V1__SnapTimer *tv,
+		      Moonpen__Worker__V1__SnapTimer **tp, Moonpen__Worker__V1__SnapThrottle *hv,
+		      Moonpen__Worker__V1__SnapThrottle **hp)
+{
+	for (size_t i = 0; i < mtm_count(e->tm); i++) {
+		const mtm_timer *t = mtm_at(e->tm, i);
+
+		moonpen__worker__v1__snap_timer__init(&tv[i]);
+		tv[i].id = t->id;
+		tv[i].due = t->due;
+		tv[i].period = t->period;
+		tv[i].fn = t->fn;
+		tv[i].args = t->args;
+		tv[i].n_args = t->nargs;
+		tp[i] = &tv[i];
+	}
+	sn->n_timers = mtm_count(e->tm);
+	sn->timers = tp;
+	qsort(tp, sn->n_timers, sizeof(*tp), timer_id_cmp);
+	for (size_t i = 0; i < e->n_trig; i++) {
+		moonpen__worker__v1__snap_throttle__init(&hv[i]);
+		hv[i].trigger_id = (char *)e->trig[i].t->id;
+		hv[i].last_tick = e->trig[i].last;
+		hp[i] = &hv[i];
+	}
+	sn->n_throttles = e->n_trig;
+	sn->throttles = hp;
+}
+
+int eng_snapshot(eng *e, uint8_t **buf, size_t *len)
+{
+	snap_t sn = MOONPEN__WORKER__V1__SNAPSHOT__INIT;
+	size_t nt = mtm_count(e->tm);
+	Moonpen__Worker__V1__SnapTimer *tv = calloc(nt + 1, sizeof(*tv)),
+				       **tp = calloc(nt + 1, sizeof(*tp));
+	Moonpen__Worker__V1__SnapThrottle *hv = calloc(e->n_trig + 1, sizeof(*hv)),
+					  **hp = calloc(e->n_trig + 1, sizeof(*hp));
+	uint8_t hash[32];
+	int r = e->pending ? -EBUSY : e->closed ? -EINVAL : 0;
+
+	*buf = NULL;
+	*len = 0;
+	if (r == 0 && (tv == NULL || tp == NULL || hv == NULL || hp == NULL))
+		r = -ENOMEM;
+	if (r == 0)
+		r = mst_encode(e->st, &sn.state.data, &sn.state.len);
+	if (r < 0)
+		goto out;
+	sn.format = SNAP_FORMAT;
+	sn.instance_id = e->instance_id;
+	sn.pack_id = e->pack_id;
+	sn.pack_version = e->pack_version;
+	sn.seed = e->seed;
+	sn.tick_ms = e->ctx.tick_ms;
+	sn.tick = e->ctx.tick;
+	mst_hash(e->st, hash);
+	sn.state_hash.data = hash;
+	sn.state_hash.len = 32;
+	sn.inputs = e->inputs;
+	sn.rng = e->rng.s;
+	sn.n_rng = 4;
+	sn.next_timer_id = mtm_next_id(e->tm);
+	sn.next_call_id = e->next_call_id;
+	snap_fill(e, &sn, tv, tp, hv, hp);
+	r = snap_pack(&sn, buf, len);
+out:
+	free(sn.state.data);
+	free(tv);
+	free(tp);
+	free(hv);
+	free(hp);
+	return r;
+}
+
+/* The snapshot belongs to this Init and pack. */
+static int snap_identity(eng *e, const Moonpen__Worker__V1__Init *init, const snap_t *sn, char *err,
+			 size_t errlen)
+{
+	const char *inst = init->instance_id != NULL ? init->instance_id : "";
+
+	if (strcmp(sn->instance_id, inst) != 0)
+		snprintf(err, errlen, "snapshot is of instance '%s', not '%s'", sn->instance_id,
+			 inst);
+	else if (strcmp(sn->pack_id, e->mf->id) != 0)
+		snprintf(err, errlen, "snapshot is of pack '%s', not '%s'", sn->pack_id, e->mf->id);
+	else if (strcmp(sn->pack_version, e->mf->version) != 0)
+		snprintf(err, errlen, "snapshot is of pack version '%s', not '%s'",
+			 sn->pack_version, e->mf->version);
+	else if (init->seed != 0 && init->seed != sn->seed)
+		snprintf(err, errlen, "snapshot seed %llu is not Init.seed %llu",
+			 (unsigned long long)sn->seed, (unsigned long long)init->seed);
+	else if (init->tick_ms != 0 && init->tick_ms != sn->tick_ms)
+		snprintf(err, errlen, "snapshot tick_ms %u is not Init.tick_ms %u", sn->tick_ms,
+			 init->tick_ms);
+	else
+		return 0;
+	return -EINVAL;
+}
+
+static eng_trigger *trigger_find(eng *e, const char *id)
+{
+	for (size_t i = 0; i < e->n_trig; i++)
+		if (strcmp(e->trig[i].t->id, id) == 0)
+			return &e->trig[i];
+	return NULL;
+}
+
+static void timer_drop(mtm_timer *t)
+{
+	for (size_t i = 0; i < t->nargs; i++)
+		val_free(t->args[i]);
+	free(t->args);
+	free(t->fn);
+	free(t);
+}
+
+static int import_timer(eng *e, const Moonpen__Worker__V1__SnapTimer *st)
+{
+	mtm_timer *t = calloc(1, sizeof(*t));
+	int r = 0;
+
+	if (t == NULL)
+		return -ENOMEM;
+	*t = (mtm_timer){.id = st->id, .due = st->due, .period = st->period};
+	t->fn = strdup(st->fn);
+	t->args = calloc(st->n_args + 1, sizeof(*t->args));
+	if (t->fn == NULL || t->args == NULL)
+		r = -ENOMEM;
+	for (; r == 0 && t->nargs < st->n_args; t->nargs++)
+		if ((t->args[t->nargs] = val_copy(st->args[t->nargs])) == NULL)
+			r = -ENOMEM;
+	if (r == 0)
+		r = mtm_import(e->tm, t);
+	if (r < 0)
+		timer_drop(t);
+	return r;
+}
+
+/* Timers, RNG, throttles and counters, once the state checked out. */
+static int import_rest(eng *e, const snap_t *sn, char *err, size_t errlen)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < sn->n_timers; i++)
+		r = import_timer(e, sn->timers[i]);
+	if (r < 0) {
+		snprintf(err, errlen, "snapshot: timers: %s",
+			 r == -ENOMEM ? "out of memory" : "more than the engine holds");
+		return r;
+	}
+	mtm_set_next_id(e->tm, sn->next_timer_id);
+	if (mrn_import(&e->rng, sn->rng) < 0) {
+		snprintf(err, errlen, "snapshot: rng words are all zero");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sn->n_throttles; i++)
+		trigger_find(e, sn->throttles[i]->trigger_id)->last = sn->throttles[i]->last_tick;
+	e->ctx.tick = sn->tick;
+	e->ctx.tick_ms = sn->tick_ms;
+	e->seed = sn->seed;
+	e->inputs = sn->inputs;
+	e->next_call_id = sn->next_call_id;
+	return 0;
+}
+
+/* Restore, after the chunk ran (handlers registered, triggers compiled). */
+static int restore(eng *e, const snap_t *sn, char *err, size_t errlen)
+{
+	uint8_t hash[32];
+	int r;
+
+	for (size_t i = 0; i < sn->n_throttles; i++)
+		if (trigger_find(e, sn->throttles[i]->trigger_id) == NULL) {
+			snprintf(err, errlen,
+				 "snapshot throttles trigger '%s', which the manifest "
+				 "does not declare",
+				 sn->throttles[i]->trigger_id);
+			return -EINVAL;
+		}
+	r = mst_decode(e->st, sn->state.data, sn->state.len, e->ctx.max_depth + 1, err, errlen);
+	if (r < 0)
+		return r;
+	mst_hash(e->st, hash);
+	if (memcmp(hash, sn->state_hash.data, 32) != 0) {
+		snprintf(err, errlen, "snapshot state hash mismatch");
+		return -EINVAL;
+	}
+	return import_rest(e, sn, err, errlen);
+}
+
+/* Decodes Init.snapshot (when there is one) and checks it belongs here. */
+static int snap_load(eng *e, const Moonpen__Worker__V1__Init *init, snap_t **sn, char *err,
+		     size_t errlen)
+{
+	int r;
+
+	*sn = NULL;
+	if (init->snapshot.len == 0)
+		return 0;
+	r = snap_decode(init->snapshot.data, init->snapshot.len, e->ctx.max_depth, sn, err, errlen);
+	if (r == 0 && (r = snap_identity(e, init, *sn, err, errlen)) < 0) {
+		protobuf_c_message_free_unpacked(&(*sn)->base, NULL);
+		*sn = NULL;
+	}
+	return r;
+}
+
+/* Every step of creation but on_init; *code says which status a failure has. */
+static int create_steps(eng *e, const Moonpen__Worker__V1__Init *init, snap_t **sn, st_code *code,
+			sbx_err *serr, char *err, size_t errlen)
+{
+	int r = check_init(e, init, code, err, errlen);
+
+	if (r == 0) {
+		*code = MOONPEN__V1__STATUS__CODE__INTERNAL;
+		r = build(e, init, err, errlen);
+	}
+	if (r == 0) {
+		*code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
+		r = snap_load(e, init, sn, err, errlen);
+	}
+	if (r == 0)
+		r = load_entry(e, code, serr, err, errlen);
+	if (r == 0 && *sn != NULL) {
+		*code = MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT;
+		r = restore(e, *sn, err, errlen); /* on_init does not run again */
+	}
+	return r;
+}
+
 int eng_create(const Moonpen__Worker__V1__Init *init, eng **ep, eng_out *out)
 {
 	eng *e = calloc(1, sizeof(*e));
 	st_code code = MOONPEN__V1__STATUS__CODE__INTERNAL;
 	sbx_err serr = {0};
+	snap_t *sn = NULL;
 	char err[1024] = "";
 	int r;
 
 	*ep = NULL;
 	out->status = NULL;
 	out->result = NULL;
+	out->host_call = NULL;
 	if (e == NULL)
 		return -ENOMEM;
-	r = check_init(e, init, &code, err, sizeof(err));
-	if (r == 0) {
-		code = MOONPEN__V1__STATUS__CODE__INTERNAL;
-		r = build(e, init, err, sizeof(err));
-	}
-	if (r == 0)
-		r = load_entry(e, &code, &serr, err, sizeof(err));
+	e->co_ref = LUA_NOREF;
+	e->next_call_id = 1;
+	r = create_steps(e, init, &sn, &code, &serr, err, sizeof(err));
+	if (sn != NULL)
+		protobuf_c_message_free_unpacked(&sn->base, NULL);
 	if (r < 0) {
 		if (r == -ENOMEM && code == MOONPEN__V1__STATUS__CODE__BAD_PACK)
 			code =
@@ -925,8 +1697,13 @@ int eng_create(const Moonpen__Worker__V1__Init *init, eng **ep, eng_out *out)
 		eng_free(e);
 		return r;
 	}
-	e->in = (eng_input){.kind = IN_INIT};
-	r = run_input(e, 1, out);
+	if (init->snapshot.len > 0) { /* restored: answer with its tick and hash */
+		out->status = st_new(MOONPEN__V1__STATUS__CODE__OK, NULL, NULL, 0);
+		r = out->status == NULL ? -ENOMEM : result_new(e, 1, usage_new(e), NULL, 0, out);
+	} else {
+		e->in = (eng_input){.kind = IN_INIT};
+		r = run_input(e, 1, out);
+	}
 	if (r < 0 || out->status->code != MOONPEN__V1__STATUS__CODE__OK) {
 		eng_free(e);
 		return r;

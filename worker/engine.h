@@ -11,12 +11,17 @@
 #ifndef MOONPEN_ENGINE_H
 #define MOONPEN_ENGINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "moonpen.pb-c.h"
 #include "worker.pb-c.h"
 
 typedef struct eng eng;
+
+/* Instances one worker process hosts (ToWorker.slot < this): one engine, one
+ * lua_State and one memory cap each, nothing shared between them. */
+#define ENG_MAX_SLOTS 1024
 
 /* What an input produced. Both members are heap-allocated protobuf-c messages
  * owned by the caller (free each with protobuf_c_message_free_unpacked). On
@@ -25,6 +30,9 @@ typedef struct eng eng;
 typedef struct eng_out {
 	Moonpen__V1__Status *status;
 	Moonpen__V1__Result *result;
+	/* status PENDING only: the query the input waits for (call_id, api, fn,
+	 * args; timeout_ms left 0). Caller-owned like the others; result is NULL. */
+	Moonpen__V1__HostCall *host_call;
 } eng_out;
 
 /* Creates the instance: checks the manifest and schema, builds the sandboxed
@@ -47,6 +55,49 @@ int eng_call(eng *e, const Moonpen__V1__Call *call, eng_out *out)
     __attribute__((warn_unused_result));
 /* Runs on_close(ctx) if the script defines it. The engine stays usable for free. */
 int eng_close(eng *e, eng_out *out) __attribute__((warn_unused_result));
+
+/* ---- queries (async host calls) ------------------------------------------------
+ * Every event, tick and call runs on its own coroutine. A script calling a
+ * host function of kind "query" suspends its input: the engine answers status
+ * PENDING with out->host_call (call ids count per instance from 1, roll back
+ * with a failed input, and are in the snapshot) and keeps the input open
+ * (state journal, timers, RNG, throttles, effects). While an input is pending,
+ * event, tick, call and snapshot answer INVALID_ARGUMENT "input pending on
+ * query N"; close discards the pending input, then runs on_close. Queries are
+ * refused (script error) in the chunk, on_init, on_close, script coroutines
+ * and under C functions that cannot yield. The soft deadline and instruction
+ * budget restart at each stretch the script runs (waits do not count); usage
+ * adds the stretches up. */
+
+/* Resumes the pending input with the answer: the query returns hr->value (no
+ * value: nil), or nil, hr->error. The reply is another PENDING or the input's
+ * final result (effects of the whole input, returns, tick, state hash), exactly
+ * as eng_event / eng_tick / eng_call would answer. A call_id other than the
+ * pending one, no pending input or a value that fails val_check is
+ * INVALID_ARGUMENT and changes nothing (the input stays pending). */
+int eng_host_result(eng *e, const Moonpen__V1__HostResult *hr, eng_out *out)
+    __attribute__((warn_unused_result));
+/* Rolls the pending input back completely (state, timers, RNG, throttles,
+ * effects, call ids) and answers OK with the unchanged tick and state hash;
+ * INVALID_ARGUMENT when no input is pending. */
+int eng_abort(eng *e, eng_out *out) __attribute__((warn_unused_result));
+/* The call id the pending input waits for, 0 when none. */
+uint64_t eng_pending(const eng *e);
+/* Events, ticks and calls applied (successful ones), counted across restores. */
+uint64_t eng_inputs(const eng *e);
+
+/* ---- snapshots (docs/snapshots.md) ------------------------------------------------
+ * A restore is eng_create with a non-empty Init.snapshot: the pack and entry
+ * chunk load as usual (handlers re-register), on_init does not run, then the
+ * snapshot is checked and imported; the status is INVALID_ARGUMENT naming the
+ * problem (another instance, pack id or version, seed or tick_ms; a malformed
+ * field; "snapshot state hash mismatch"), else OK with the tick and hash. */
+
+/* Encodes a moonpen.worker.v1.Snapshot of the instance into a new buffer (*buf,
+ * free() it). Returns 0, -EBUSY while an input is pending on a query (answer
+ * "input pending on query N", eng_pending), -EINVAL after close, -EFBIG past
+ * MP_SNAPSHOT_MAX_BYTES, -ENOMEM. Runs no script code. */
+int eng_snapshot(eng *e, uint8_t **buf, size_t *len) __attribute__((warn_unused_result));
 
 /* Current tick and state hash (32 bytes) without running script code. */
 uint64_t eng_tick_now(const eng *e);

@@ -45,12 +45,9 @@ int hapi_check_pack(const sch_schema *s, const mf_manifest *m, char *err, size_t
 			return -EINVAL;
 		}
 		if (a->cls != SCH_DETERMINISTIC) {
-			snprintf(err, errlen,
-				 "manifest lists api '%s' of class '%s': only deterministic host "
-				 "APIs can be exposed to scripts (an instance must replay to the "
-				 "same effects)",
-				 a->name, sch_class_name(a->cls));
-			return -EINVAL;
+			snprintf(err, errlen, "api '%s' %s: instance scripts must replay", a->name,
+				 a->cls == SCH_IO ? "does io" : "is nondeterministic");
+			return -EPERM; /* a permission, not a broken pack: PERMISSION_DENIED */
 		}
 	}
 	return 0;
@@ -72,7 +69,6 @@ void hapi_effects_reset(hapi_ctx *ctx)
 	free(ctx->effects);
 	ctx->effects = NULL;
 	ctx->n_effects = ctx->cap_effects = 0;
-	ctx->arg_error[0] = '\0';
 	ctx->result_bytes = 0;
 }
 
@@ -193,6 +189,88 @@ static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch
 	return r;
 }
 
+/* ---- queries ------------------------------------------------------------------- */
+
+void hapi_query_clear(hapi_ctx *ctx)
+{
+	args_free(ctx->q_args, ctx->q_nargs);
+	ctx->q_args = NULL;
+	ctx->q_nargs = 0;
+	ctx->q_api = ctx->q_fn = NULL;
+}
+
+/* Raises unless this call can suspend the input: a query yields the thread
+ * the engine resumes, through frames that can all yield. */
+static void query_where(lua_State *L, const hapi_ctx *ctx, const sch_api *a, const sch_fn *fn)
+{
+	if (ctx->phase == HAPI_LOADING || ctx->input_thread == NULL)
+		luaL_error(L,
+			   "query %s.%s cannot be called from the chunk, on_init or on_close "
+			   "(call it from a handler, timer, trigger or call)",
+			   a->name, fn->name);
+	if (L != ctx->input_thread)
+		luaL_error(L, "query %s.%s cannot be called from a coroutine", a->name, fn->name);
+	if (!lua_isyieldable(L))
+		luaL_error(L,
+			   "query %s.%s cannot be called from a C function that cannot wait (a "
+			   "metamethod, a table.sort comparator, a string.gsub callback...)",
+			   a->name, fn->name);
+}
+
+/* Converts and checks stack 1..n into *args; raises nothing. */
+static int query_args(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn, int n,
+		      val_t ***out, size_t *nout, char *msg, size_t len)
+{
+	char err[256];
+	val_t **args = calloc((size_t)n + 1, sizeof(*args));
+	size_t got = 0;
+	int r = args == NULL ? -ENOMEM : check_lua_types(L, a, fn, n, msg, len);
+
+	for (; r == 0 && got < (size_t)n; got++) {
+		r = lv_to_val_named(L, (int)got + 1, ctx->max_depth, param_name(fn, (int)got),
+				    &args[got], err, sizeof(err));
+		if (r == -EINVAL)
+			snprintf(msg, len, "%s.%s: argument #%zu %s", a->name, fn->name, got + 1,
+				 err);
+	}
+	if (r == 0)
+		r = sch_check_args(a, fn, args, got, msg, len);
+	while (r == 0 && got > 0 &&
+	       (args[got - 1] == NULL ||
+		args[got - 1]->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE))
+		val_free(args[--got]); /* trailing nils are absent arguments */
+	if (r < 0) {
+		args_free(args, got);
+		return r;
+	}
+	*out = args;
+	*nout = got;
+	return 0;
+}
+
+/* A query: check, leave the call in ctx, yield to the engine. The answer the
+ * engine resumes the thread with becomes this call's results. */
+static int query_call(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn)
+{
+	int n = lua_gettop(L), r;
+	char msg[640];
+
+	query_where(L, ctx, a, fn);
+	if (n > SCH_MAX_ARGS)
+		return luaL_error(L, "%s.%s: more than %d arguments", a->name, fn->name,
+				  SCH_MAX_ARGS);
+	hapi_query_clear(ctx);
+	r = query_args(L, ctx, a, fn, n, &ctx->q_args, &ctx->q_nargs, msg, sizeof(msg));
+	if (r == -ENOMEM)
+		return sbx_nomem(L, "%s.%s", a->name, fn->name);
+	if (r < 0) /* typed: the input's status is INVALID_ARGUMENT (sandbox.h) */
+		return sbx_raise(L, MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT, "%s", msg);
+	ctx->q_api = a->name;
+	ctx->q_fn = fn->name;
+	lua_settop(L, 0);
+	return lua_yield(L, 0);
+}
+
 /* upvalues: ctx, api, fn (light userdata) */
 static int host_call(lua_State *L)
 {
@@ -203,31 +281,72 @@ static int host_call(lua_State *L)
 	char msg[640];
 
 	if (fn->kind == SCH_QUERY)
-		return luaL_error(L,
-				  "%s.%s is a query; queries are not supported by this engine "
-				  "version",
-				  a->name, fn->name);
+		return query_call(L, ctx, a, fn);
 	if (ctx->phase == HAPI_LOADING) {
 		snprintf(msg, sizeof(msg), "%s.%s", a->name, fn->name);
 		hapi_refuse_loading(L, ctx, msg);
 	}
 	if (n > SCH_MAX_ARGS)
-		return luaL_error(L, "%s.%s: more than %d arguments", a->name, fn->name,
-				  SCH_MAX_ARGS);
+		return sbx_raise(L, MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
+				 "%s.%s: more than %d arguments", a->name, fn->name, SCH_MAX_ARGS);
 	r = effect_build(L, ctx, a, fn, n, msg, sizeof(msg));
 	if (r == -ENOMEM)
 		return sbx_nomem(L, "%s.%s", a->name, fn->name);
 	if (r == -EFBIG) /* a memory budget: uncatchable, the input changes nothing */
 		return sbx_memory_error(L, "%s", msg);
-	if (r == -EINVAL) /* the arguments break the schema */
-		snprintf(ctx->arg_error, sizeof(ctx->arg_error), "%s", msg);
+	if (r == -EINVAL) /* the arguments break the schema: a typed error, not a string */
+		return sbx_raise(L, MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT, "%s", msg);
 	if (r < 0)
 		return luaL_error(L, "%s", msg);
 	return 0;
 }
 
+/* ---- guards for the APIs a pack does not list ---------------------------------- */
+
+/* Every use of a guard (index, assignment, call) raises PERMISSION_DENIED.
+ * upvalue 1: the message. */
+static int guard_raise(lua_State *L)
+{
+	return sbx_raise(L, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED, "%s",
+			 lua_tostring(L, lua_upvalueindex(1)));
+}
+
+/* Global `a->name` becomes an immutable userdata whose every use raises
+ * "pack 'x' does not list api 'music' in its manifest" (rather than a nil
+ * global, whose error would read like a typo and be a SCRIPT_ERROR). */
+static void install_guard(lua_State *L, const sch_api *a, const mf_manifest *m)
+{
+	static const char *const events[] = {"__index", "__newindex", "__call", "__len", NULL};
+
+	lua_newuserdatauv(L, 0, 0);
+	lua_createtable(L, 0, 5);
+	lua_pushfstring(L, "pack '%s' does not list api '%s' in its manifest", m->id, a->name);
+	for (const char *const *ev = events; *ev != NULL; ev++) {
+		lua_pushvalue(L, -1);
+		lua_pushcclosure(L, guard_raise, 1);
+		lua_setfield(L, -3, *ev);
+	}
+	lua_pop(L, 1);
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable"); /* hidden */
+	lua_setmetatable(L, -2);
+	hapi_push_globals(L);
+	lua_pushstring(L, a->name);
+	lua_pushvalue(L, -3);
+	lua_rawset(L, -3);
+	lua_pop(L, 2);
+}
+
+void hapi_install_guards(lua_State *L, const sch_schema *s, const mf_manifest *m)
+{
+	for (size_t i = 0; s != NULL && i < s->n_apis; i++)
+		if (!mf_uses_api(m, s->apis[i].name))
+			install_guard(L, &s->apis[i], m);
+}
+
 void hapi_install(lua_State *L, hapi_ctx *ctx, const sch_schema *s, const mf_manifest *m)
 {
+	hapi_install_guards(L, s, m);
 	for (size_t i = 0; i < m->n_apis; i++) {
 		const sch_api *a = hapi_is_builtin(m->apis[i]) ? NULL : sch_api_find(s, m->apis[i]);
 

@@ -1,7 +1,9 @@
 /*
- * moonpen-worker — runs one instance's scripts. Exec'd only by moonpend, with
- * rlimits set and descriptors closed. Trusts only the channel it dials; after
- * step 3 it never opens a file, a socket or a process.
+ * moonpen-worker — runs one instance's scripts (slot 0), or a pool of
+ * instances (ToWorker.slot, up to ENG_MAX_SLOTS, one engine and lua_State
+ * each). Exec'd only by moonpend, with rlimits set and descriptors closed.
+ * Trusts only the channel it dials; after step 3 it never opens a file, a
+ * socket or a process.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -26,10 +28,13 @@
 typedef Moonpen__Worker__V1__ToWorker to_worker;
 typedef Moonpen__Worker__V1__FromWorker from_worker;
 
+/* A worker hosts one instance (slot 0) or a pool (slots 0..ENG_MAX_SLOTS-1),
+ * each an engine of its own. */
 struct wrk {
 	nng_socket sock;
-	eng *e;
-	int closed;
+	eng *slots[ENG_MAX_SLOTS];
+	size_t live;	 /* occupied slots */
+	int done;	 /* exit once the reply is sent */
 	atomic_int gone; /* the supervisor closed the channel (NNG's thread sets it) */
 };
 
@@ -47,63 +52,118 @@ const char *__asan_default_options(void)
 
 /* ---- replies ------------------------------------------------------------------ */
 
-static int reply(struct wrk *w, uint64_t seq, eng_out *out)
+/* What one message is answered with (all owned, freed by reply). */
+typedef struct answer {
+	eng_out out;
+	uint8_t *snapshot;
+	size_t snapshot_len;
+	int end_slot; /* Close: the slot ends once the reply is sent */
+} answer;
+
+static int reply(struct wrk *w, const to_worker *m, answer *a)
 {
 	from_worker fw = MOONPEN__WORKER__V1__FROM_WORKER__INIT;
 	int r;
 
-	fw.seq = seq;
-	fw.status = out->status;
-	fw.result = out->result;
+	fw.seq = m->seq;
+	fw.slot = m->slot;
+	fw.status = a->out.status;
+	fw.result = a->out.result;
+	fw.host_call = a->out.host_call;
+	fw.snapshot.data = a->snapshot;
+	fw.snapshot.len = a->snapshot_len;
 	r = wire_send(w->sock, &fw.base);
-	if (out->status)
-		protobuf_c_message_free_unpacked(&out->status->base, NULL);
-	if (out->result)
-		protobuf_c_message_free_unpacked(&out->result->base, NULL);
+	if (a->out.status)
+		protobuf_c_message_free_unpacked(&a->out.status->base, NULL);
+	if (a->out.result)
+		protobuf_c_message_free_unpacked(&a->out.result->base, NULL);
+	if (a->out.host_call)
+		protobuf_c_message_free_unpacked(&a->out.host_call->base, NULL);
+	free(a->snapshot);
 	return r;
 }
 
-/* ---- dispatch table: message, when it is allowed, handler ----------------------- */
-
-static int on_init(struct wrk *w, const to_worker *m, eng_out *out)
+static int status_only(answer *a, st_code code, const char *msg)
 {
-	int r = eng_create(m->init, &w->e, out);
+	a->out.status = st_new(code, msg, NULL, 0);
+	return a->out.status ? 0 : -ENOMEM;
+}
 
-	if (r == 0 && w->e == NULL)
-		w->closed = 1; /* the instance failed to start: answer, then exit */
+/* ---- dispatch table: message, slot state it needs, handler ------------------------ */
+
+/* A slot ends (Close, or an Init that failed): the worker exits when it was
+ * slot 0 and no instance is left (the one-instance worker's life). */
+static void slot_end(struct wrk *w, uint32_t slot)
+{
+	eng_free(w->slots[slot]);
+	w->slots[slot] = NULL;
+	w->live--;
+	if (slot == 0 && w->live == 0)
+		w->done = 1;
+}
+
+static int on_init(struct wrk *w, const to_worker *m, answer *a)
+{
+	int r = eng_create(m->init, &w->slots[m->slot], &a->out);
+
+	if (r == 0 && w->slots[m->slot] == NULL && m->slot == 0 && w->live == 0)
+		w->done = 1; /* the instance failed to start: answer, then exit */
+	if (w->slots[m->slot] != NULL)
+		w->live++;
 	return r;
 }
-static int on_event(struct wrk *w, const to_worker *m, eng_out *out)
+static int on_event(struct wrk *w, const to_worker *m, answer *a)
 {
-	return eng_event(w->e, m->event, out);
+	return eng_event(w->slots[m->slot], m->event, &a->out);
 }
-static int on_tick(struct wrk *w, const to_worker *m, eng_out *out)
+static int on_tick(struct wrk *w, const to_worker *m, answer *a)
 {
-	return eng_tick(w->e, m->tick->count, out);
+	return eng_tick(w->slots[m->slot], m->tick->count, &a->out);
 }
-static int on_call(struct wrk *w, const to_worker *m, eng_out *out)
+static int on_call(struct wrk *w, const to_worker *m, answer *a)
 {
-	return eng_call(w->e, m->call, out);
+	return eng_call(w->slots[m->slot], m->call, &a->out);
 }
-static int on_close(struct wrk *w, const to_worker *m, eng_out *out)
+static int on_close(struct wrk *w, const to_worker *m, answer *a)
 {
-	(void)m;
-	w->closed = 1;
-	return eng_close(w->e, out);
+	a->end_slot = 1; /* the slot ends after the reply */
+	return eng_close(w->slots[m->slot], &a->out);
 }
-static int on_snapshot(struct wrk *w, const to_worker *m, eng_out *out)
+static int on_host_result(struct wrk *w, const to_worker *m, answer *a)
 {
-	(void)w;
-	(void)m;
-	out->status = st_new(MOONPEN__V1__STATUS__CODE__UNAVAILABLE,
-			     "snapshots are not supported by this worker version", NULL, 0);
-	return out->status ? 0 : -ENOMEM;
+	return eng_host_result(w->slots[m->slot], m->host_result, &a->out);
+}
+static int on_abort(struct wrk *w, const to_worker *m, answer *a)
+{
+	return eng_abort(w->slots[m->slot], &a->out);
+}
+static int on_snapshot(struct wrk *w, const to_worker *m, answer *a)
+{
+	eng *e = w->slots[m->slot];
+	int r = eng_snapshot(e, &a->snapshot, &a->snapshot_len);
+	char msg[96];
+
+	if (r == -EBUSY)
+		snprintf(msg, sizeof(msg), "input pending on query %llu",
+			 (unsigned long long)eng_pending(e));
+	else if (r == -EFBIG)
+		snprintf(msg, sizeof(msg), "the snapshot exceeds %u bytes", MP_SNAPSHOT_MAX_BYTES);
+	else
+		snprintf(msg, sizeof(msg), "%s",
+			 r == -EINVAL ? "instance is closed" : "snapshot: out of memory");
+	if (r == 0)
+		return status_only(a, MOONPEN__V1__STATUS__CODE__OK, NULL);
+	return status_only(a,
+			   r == -EFBIG	  ? MOONPEN__V1__STATUS__CODE__MEMORY_LIMIT
+			   : r == -ENOMEM ? MOONPEN__V1__STATUS__CODE__INTERNAL
+					  : MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
+			   msg);
 }
 
 static const struct handler {
 	Moonpen__Worker__V1__ToWorker__OpCase op;
-	int needs_engine; /* 1: only after Init; 0: only before */
-	int (*fn)(struct wrk *, const to_worker *, eng_out *);
+	int needs_engine; /* 1: only on an occupied slot; 0: only on a free one */
+	int (*fn)(struct wrk *, const to_worker *, answer *);
 } handlers[] = {
     {MOONPEN__WORKER__V1__TO_WORKER__OP_INIT, 0, on_init},
     {MOONPEN__WORKER__V1__TO_WORKER__OP_EVENT, 1, on_event},
@@ -111,35 +171,60 @@ static const struct handler {
     {MOONPEN__WORKER__V1__TO_WORKER__OP_CALL, 1, on_call},
     {MOONPEN__WORKER__V1__TO_WORKER__OP_SNAPSHOT, 1, on_snapshot},
     {MOONPEN__WORKER__V1__TO_WORKER__OP_CLOSE, 1, on_close},
+    {MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT, 1, on_host_result},
+    {MOONPEN__WORKER__V1__TO_WORKER__OP_ABORT, 1, on_abort},
 };
+
+/* Runs the handler, or answers why the slot cannot take the message. */
+static int handle(struct wrk *w, const struct handler *h, const to_worker *m, answer *a)
+{
+	char msg[96];
+
+	if (m->slot < ENG_MAX_SLOTS && (w->slots[m->slot] != NULL) == h->needs_engine)
+		return h->fn(w, m, a);
+	if (m->slot >= ENG_MAX_SLOTS)
+		snprintf(msg, sizeof(msg), "slot %u is out of range (0..%d)", m->slot,
+			 ENG_MAX_SLOTS - 1);
+	else if (h->needs_engine)
+		snprintf(msg, sizeof(msg), "no instance in slot %u", m->slot);
+	else
+		snprintf(msg, sizeof(msg), "slot %u already holds an instance", m->slot);
+	return status_only(a,
+			   m->slot >= ENG_MAX_SLOTS ? MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT
+			   : h->needs_engine	    ? MOONPEN__V1__STATUS__CODE__NOT_FOUND
+						    : MOONPEN__V1__STATUS__CODE__ALREADY_EXISTS,
+			   msg);
+}
 
 /* Serves one message. Returns 0 to go on, negative to exit. */
 static int serve_one(struct wrk *w)
 {
-	ProtobufCMessage *m = NULL;
+	ProtobufCMessage *msg = NULL;
 	const struct handler *h = NULL;
-	eng_out out = {0};
-	size_t i;
+	const to_worker *m;
+	answer a = {0};
 	int r = wire_recv(w->sock, &moonpen__worker__v1__to_worker__descriptor,
-			  MP_WORKER_MSG_MAX_BYTES, &m);
+			  MP_WORKER_MSG_MAX_BYTES, &msg);
 
 	if (r == -ETIMEDOUT)
 		return atomic_load(&w->gone) ? -EPIPE : 0; /* idle: go on unless hung up */
 	if (r < 0)
 		return r; /* channel gone or garbage: the supervisor is not who we talk to */
-	for (i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-		if (handlers[i].op == ((to_worker *)m)->op_case)
+	m = (const to_worker *)msg;
+	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+		if (handlers[i].op == m->op_case)
 			h = &handlers[i];
-	if (h == NULL || h->needs_engine != (w->e != NULL)) {
-		log_error("protocol violation: message %d %s Init", (int)((to_worker *)m)->op_case,
-			  w->e ? "after" : "before");
-		protobuf_c_message_free_unpacked(m, NULL);
+	if (h == NULL) {
+		log_error("protocol violation: message %d", (int)m->op_case);
+		protobuf_c_message_free_unpacked(msg, NULL);
 		return -EPROTO;
 	}
-	r = h->fn(w, (to_worker *)m, &out);
+	r = handle(w, h, m, &a);
 	if (r == 0)
-		r = reply(w, ((to_worker *)m)->seq, &out);
-	protobuf_c_message_free_unpacked(m, NULL);
+		r = reply(w, m, &a);
+	if (a.end_slot)
+		slot_end(w, m->slot);
+	protobuf_c_message_free_unpacked(msg, NULL);
 	return r;
 }
 
@@ -240,11 +325,13 @@ int main(int argc, char **argv)
 	/* 5. say who we are and what confines us */
 	if (hello(&w, &rep) < 0)
 		return 5;
-	/* 6. serve: Init first, then inputs, until Close or the channel goes away */
-	while (!w.closed && serve_one(&w) == 0)
+	/* 6. serve: Init first (per slot), then inputs, until slot 0's instance
+	 *    closes with no other left, or the channel goes away */
+	while (!w.done && serve_one(&w) == 0)
 		;
-	eng_free(w.e);
-	if (!w.closed)
+	for (size_t i = 0; i < ENG_MAX_SLOTS; i++)
+		eng_free(w.slots[i]);
+	if (!w.done)
 		return 6;
 	/* 7. closed: the last reply may still sit in NNG's queue, so do not exit under
 	 *    it; exit once the supervisor has hung up (it got the reply) */

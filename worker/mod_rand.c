@@ -3,6 +3,8 @@
  * bindings. Runs in moonpen-worker; the only source of randomness a script
  * can reach, so that replay with the same seed gives the same draws.
  */
+#include <errno.h>
+
 #include <lauxlib.h>
 
 #include "worker/hostapi.h"
@@ -208,4 +210,13 @@ void mrn_install(lua_State *L, mrn_rng *r)
 	lua_pushcclosure(L, l_randomseed, 1);
 	lua_setfield(L, -2, "randomseed");
 	lua_pop(L, 1);
+}
+
+int mrn_import(mrn_rng *r, const uint64_t w[4])
+{
+	if ((w[0] | w[1] | w[2] | w[3]) == 0)
+		return -EINVAL;
+	for (int i = 0; i < 4; i++)
+		r->s[i] = r->saved[i] = w[i];
+	return 0;
 }

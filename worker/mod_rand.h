@@ -38,6 +38,10 @@ int64_t mrn_range(mrn_rng *r, int64_t lo, int64_t hi);
 void mrn_begin(mrn_rng *r);
 void mrn_rollback(mrn_rng *r);
 
+/* Snapshots: sets the state to w (restore); -EINVAL when all four words are
+ * zero (xoshiro's one invalid state: it would draw only zeros). */
+int mrn_import(mrn_rng *r, const uint64_t w[4]) __attribute__((warn_unused_result));
+
 /* Publishes the global `rand` and binds math.random / math.randomseed to r.
  * May raise (run protected). */
 void mrn_install(lua_State *L, mrn_rng *r);

@@ -621,3 +621,202 @@ void mst_install(lua_State *L, mst_store *st)
 	luaL_setfuncs(L, fns, 1);
 	hapi_publish(L, "state");
 }
+
+/* ---- decoding (snapshots) ------------------------------------------------------------- */
+
+struct dec {
+	const uint8_t *p, *end;
+	unsigned max_depth;
+};
+
+static int get(struct dec *d, void *out, size_t n)
+{
+	if ((size_t)(d->end - d->p) < n)
+		return -EINVAL;
+	memcpy(out, d->p, n);
+	d->p += n;
+	return 0;
+}
+
+static int get_u32(struct dec *d, uint32_t *x)
+{
+	uint8_t b[4];
+
+	if (get(d, b, 4) < 0)
+		return -EINVAL;
+	*x = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+	return 0;
+}
+
+static int get_u64(struct dec *d, uint64_t *x)
+{
+	uint8_t b[8];
+
+	if (get(d, b, 8) < 0)
+		return -EINVAL;
+	*x = 0;
+	for (int i = 0; i < 8; i++)
+		*x = *x << 8 | b[i];
+	return 0;
+}
+
+static int get_value(struct dec *d, unsigned depth, val_t **out);
+
+static int get_str(struct dec *d, int utf8, val_t **out)
+{
+	uint32_t n;
+
+	if (get_u32(d, &n) < 0 || (size_t)(d->end - d->p) < n)
+		return -EINVAL;
+	if (utf8 && !val_utf8_valid((const char *)d->p, n))
+		return -EINVAL;
+	*out = utf8 ? val_new_string((const char *)d->p, n) : val_new_bytes(d->p, n);
+	d->p += n;
+	return *out != NULL ? 0 : -ENOMEM;
+}
+
+/* A table: n array items, then m key/value pairs (keys: no table, no nil). */
+static int get_table(struct dec *d, unsigned depth, val_t **out)
+{
+	val_t *t = val_new_table(), *k = NULL, *v = NULL;
+	uint32_t n = 0, m = 0;
+	int r = t == NULL ? -ENOMEM : depth > d->max_depth ? -EINVAL : get_u32(d, &n);
+
+	for (uint32_t i = 0; r == 0 && i < n; i++) {
+		r = get_value(d, depth, &v);
+		if (r == 0 && (r = val_table_push(t, v)) < 0)
+			val_free(v);
+	}
+	if (r == 0)
+		r = get_u32(d, &m);
+	for (uint32_t i = 0; r == 0 && i < m; i++) {
+		k = v = NULL;
+		r = get_value(d, depth, &k);
+		if (r == 0 && k->kind_case == MOONPEN__V1__VALUE__KIND_TABLE_VALUE)
+			r = -EINVAL;
+		if (r == 0)
+			r = get_value(d, depth, &v);
+		if (r == 0)
+			r = val_table_set(t, k, v);
+		if (r < 0) {
+			val_free(k);
+			val_free(v);
+		}
+	}
+	if (r < 0) {
+		val_free(t);
+		return r;
+	}
+	*out = t;
+	return 0;
+}
+
+static int get_value(struct dec *d, unsigned depth, val_t **out)
+{
+	uint8_t tag;
+	uint64_t x;
+	double f;
+
+	*out = NULL;
+	if (get(d, &tag, 1) < 0)
+		return -EINVAL;
+	switch (tag) {
+	case 'f':
+	case 't':
+		*out = val_new_bool(tag == 't');
+		break;
+	case 'i':
+	case 'd':
+		if (get_u64(d, &x) < 0)
+			return -EINVAL;
+		memcpy(&f, &x, 8);
+		*out = tag == 'i' ? val_new_int((int64_t)x) : val_new_float(f);
+		break;
+	case 's':
+	case 'b':
+		return get_str(d, tag == 's', out);
+	case 'T':
+		return get_table(d, depth + 1, out);
+	default: /* 'n' included: the store holds no nil */
+		return -EINVAL;
+	}
+	return *out != NULL ? 0 : -ENOMEM;
+}
+
+static void clear(mst_store *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->ents[i].key);
+		val_free(st->ents[i].v);
+	}
+	st->n = 0;
+	st->total = 0;
+	st->hash_ok = 0;
+}
+
+static int decode_entries(mst_store *st, struct dec *d, char *err, size_t errlen)
+{
+	uint32_t n, klen;
+	val_t *v;
+	int r;
+
+	if ((size_t)(d->end - d->p) < 5 || memcmp(d->p, "MPST\x01", 5) != 0) {
+		snprintf(err, errlen, "state: bad header");
+		return -EINVAL;
+	}
+	d->p += 5;
+	if (get_u32(d, &n) < 0) {
+		snprintf(err, errlen, "state: truncated");
+		return -EINVAL;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const char *key;
+
+		if (get_u32(d, &klen) < 0 || (size_t)(d->end - d->p) < klen || klen == 0 ||
+		    klen > MST_MAX_KEY) {
+			snprintf(err, errlen, "state: entry %u: bad key", i + 1);
+			return -EINVAL;
+		}
+		key = (const char *)d->p;
+		d->p += klen;
+		r = get_value(d, 0, &v);
+		if (r == 0 && (r = mst_put(st, key, klen, v)) < 0)
+			val_free(v);
+		if (r < 0) {
+			snprintf(err, errlen, "state: entry %u: %s", i + 1,
+				 r == -ENOMEM  ? "out of memory"
+				 : r == -E2BIG ? "the state exceeds the instance's cap"
+					       : "bad value");
+			return r;
+		}
+	}
+	if (d->p != d->end) {
+		snprintf(err, errlen, "state: trailing bytes");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int mst_decode(mst_store *st, const uint8_t *buf, size_t len, unsigned max_depth, char *err,
+	       size_t errlen)
+{
+	struct dec d = {buf, buf + len, max_depth};
+	uint8_t *again = NULL;
+	size_t alen = 0;
+	int r = st->n == 0 && !st->journaling ? 0 : -EINVAL;
+
+	if (r < 0)
+		snprintf(err, errlen, "state: the store is not empty");
+	if (r == 0)
+		r = decode_entries(st, &d, err, errlen);
+	if (r == 0 && (r = mst_encode(st, &again, &alen)) < 0)
+		snprintf(err, errlen, "state: out of memory");
+	if (r == 0 && (alen != len || memcmp(again, buf, len) != 0)) {
+		snprintf(err, errlen, "state: not in canonical form (keys or map out of order)");
+		r = -EINVAL;
+	}
+	free(again);
+	if (r < 0)
+		clear(st);
+	return r;
+}

@@ -84,4 +84,14 @@ int mst_put(mst_store *st, const char *key, size_t klen, val_t *v)
     __attribute__((warn_unused_result));
 size_t mst_count(const mst_store *st);
 
+/* Loads a snapshot's state: fills the empty store st from the canonical
+ * encoding buf[0..len). Accepts exactly what mst_encode produces (the bytes
+ * are re-encoded and compared): a bad header, truncation, trailing bytes,
+ * keys out of order or repeated, nil values, invalid UTF-8 in an 's' string,
+ * a map out of canonical order or tables nested deeper than max_depth are
+ * -EINVAL with the place named in err; -E2BIG past max_bytes; -ENOMEM. On
+ * failure the store is left empty. Not journaled (call it between inputs). */
+int mst_decode(mst_store *st, const uint8_t *buf, size_t len, unsigned max_depth, char *err,
+	       size_t errlen) __attribute__((warn_unused_result));
+
 #endif

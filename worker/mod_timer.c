@@ -208,6 +208,35 @@ void mtm_rollback(mtm_set *s)
 	s->next_id = s->saved_next_id;
 }
 
+/* ---- snapshots ------------------------------------------------------------------- */
+
+const mtm_timer *mtm_at(const mtm_set *s, size_t i)
+{
+	return i < s->n ? s->ts[i] : NULL;
+}
+
+uint64_t mtm_next_id(const mtm_set *s)
+{
+	return s->next_id;
+}
+
+void mtm_set_next_id(mtm_set *s, uint64_t id)
+{
+	s->next_id = id;
+}
+
+int mtm_import(mtm_set *s, mtm_timer *t)
+{
+	if (index_of(s, t->id) >= 0)
+		return -EEXIST;
+	if (s->n >= s->max)
+		return -ENOSPC;
+	if (grow((void **)&s->ts, &s->cap, s->n + 1, sizeof(*s->ts)) < 0)
+		return -ENOMEM;
+	s->ts[s->n++] = t;
+	return 0;
+}
+
 /* ---- Lua: timer ------------------------------------------------------------------- */
 
 static mtm_set *self(lua_State *L)

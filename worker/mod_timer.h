@@ -67,4 +67,16 @@ int mtm_fire(mtm_set *s, uint64_t id) __attribute__((warn_unused_result));
 /* Number of pending timers. */
 size_t mtm_count(const mtm_set *s);
 
+/* ---- snapshots ---- */
+
+/* The i-th pending timer (i < mtm_count), in no particular order (borrowed). */
+const mtm_timer *mtm_at(const mtm_set *s, size_t i);
+/* The id the next timer gets / sets it (restore). */
+uint64_t mtm_next_id(const mtm_set *s);
+void mtm_set_next_id(mtm_set *s, uint64_t id);
+/* Adds a restored timer as it is (id, due, period, fn, args; t is taken on
+ * success). Not journaled: call it between inputs. 0, -EEXIST (same id),
+ * -ENOSPC (max_timers pending), -ENOMEM. */
+int mtm_import(mtm_set *s, mtm_timer *t) __attribute__((warn_unused_result));
+
 #endif

@@ -89,13 +89,14 @@ struct sbx {
 	/* error handler output (malloc'd), taken by sbx_pcall */
 	char *eh_msg;
 	char *eh_tb;
+	st_code eh_kind;     /* kind of a typed error object, 0: none */
 	lua_Integer next_id; /* tostring sequence numbers */
 	sbx_lookup_fn lookup;
 	void *lookup_ud;
 };
 
 /* Registry keys (their addresses). */
-static char k_ids, k_modules, k_libs, k_lock, k_globals_mt, k_loading;
+static char k_ids, k_modules, k_libs, k_lock, k_globals_mt, k_loading, k_errmt;
 static char k_trip_msg[TRIP_CLOSING + 1];
 
 /* The window active on this thread: the SIGALRM handler acts only for it, so a
@@ -1345,6 +1346,111 @@ static void open_base(lua_State *L)
 	lua_settop(L, stock - 1);
 }
 
+/* ========================================================================== */
+/* Typed errors (sbx_raise)                                                   */
+/* ========================================================================== */
+
+/* Pushes the message of the typed error at idx (its one user value). */
+static void terr_push_message(lua_State *L, int idx)
+{
+	lua_getiuservalue(L, idx, 1);
+}
+
+static int terr_tostring(lua_State *L)
+{
+	terr_push_message(L, 1);
+	return 1;
+}
+
+/* e.kind: the status name ("invalid_argument"); e.message: the message. */
+static int terr_index(lua_State *L)
+{
+	const char *k = lua_tostring(L, 2);
+
+	if (k != NULL && strcmp(k, "kind") == 0)
+		lua_pushstring(L, st_name(sbx_error_kind(L, 1)));
+	else if (k != NULL && strcmp(k, "message") == 0)
+		terr_push_message(L, 1);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+/* "failed: " .. e reads as "failed: <message>". */
+static int terr_concat(lua_State *L)
+{
+	sbx_tostring(L, 1);
+	sbx_tostring(L, 2);
+	lua_concat(L, 2);
+	return 1;
+}
+
+static void make_error_mt(lua_State *L)
+{
+	lua_createtable(L, 0, 4);
+	lua_pushcfunction(L, terr_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pushcfunction(L, terr_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, terr_concat);
+	lua_setfield(L, -2, "__concat");
+	lua_pushboolean(L, 0);
+	lua_setfield(L, -2, "__metatable"); /* hidden: scripts can neither read nor reuse it */
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &k_errmt);
+}
+
+int sbx_raise(lua_State *L, st_code code, const char *fmt, ...)
+{
+	char msg[MSG_MAX + 1];
+	st_code *k;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	luaL_checkstack(L, 3, "typed error");
+	k = lua_newuserdatauv(L, sizeof(*k), 1);
+	*k = code;
+	lua_pushstring(L, msg);
+	lua_setiuservalue(L, -2, 1);
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &k_errmt);
+	lua_setmetatable(L, -2);
+	return lua_error(L);
+}
+
+st_code sbx_error_kind(lua_State *L, int idx)
+{
+	st_code code = MOONPEN__V1__STATUS__CODE__OK;
+
+	idx = lua_absindex(L, idx);
+	if (lua_type(L, idx) != LUA_TUSERDATA || !lua_checkstack(L, 2) || !lua_getmetatable(L, idx))
+		return code;
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &k_errmt);
+	if (lua_rawequal(L, -1, -2))
+		code = *(const st_code *)lua_touserdata(L, idx);
+	lua_pop(L, 2);
+	return code;
+}
+
+/* The message of a typed error, malloc'd; NULL when idx is not one. Runs no
+ * Lua code (the user value is a string already). */
+static char *terr_text(lua_State *L, int idx)
+{
+	const char *m;
+	size_t len;
+	char *r = NULL;
+
+	idx = lua_absindex(L, idx);
+	if (sbx_error_kind(L, idx) == MOONPEN__V1__STATUS__CODE__OK || !lua_checkstack(L, 1))
+		return NULL;
+	terr_push_message(L, idx);
+	m = lua_tolstring(L, -1, &len);
+	if (m != NULL)
+		r = strndup(m, len < MSG_MAX ? len : MSG_MAX);
+	lua_pop(L, 1);
+	return r;
+}
+
 static int sbx_init(lua_State *L)
 {
 	static const char *const trip_msgs[] = {
@@ -1366,6 +1472,7 @@ static int sbx_init(lua_State *L)
 	lua_newtable(L);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &k_modules);
 	make_globals_mt(L);
+	make_error_mt(L);
 	for (i = 0; i < ARRAY_LEN(trip_msgs); i++) {
 		lua_pushstring(L, trip_msgs[i]);
 		lua_rawsetp(L, LUA_REGISTRYINDEX, &k_trip_msg[i]);
@@ -1591,6 +1698,8 @@ static char *error_text(lua_State *L, int idx)
 	}
 	if (lua_type(L, idx) == LUA_TNUMBER)
 		return number_text(L, idx);
+	if ((m = terr_text(L, idx)) != NULL)
+		return (char *)m;
 	if (!sbx_of(L)->tripped && lua_checkstack(L, 3) &&
 	    luaL_getmetafield(L, idx, "__tostring") != LUA_TNIL) {
 		lua_pop(L, 1);
@@ -1618,6 +1727,7 @@ static int sbx_msgh(lua_State *L)
 	free(s->eh_msg);
 	free(s->eh_tb);
 	s->eh_msg = error_text(L, 1);
+	s->eh_kind = sbx_error_kind(L, 1);
 	s->eh_tb = traceback(L, 1);
 	lua_settop(L, 1);
 	return 1;
@@ -1647,11 +1757,16 @@ static void fill_err(sbx *s, lua_State *T, int status, sbx_err *err)
 			 (unsigned long long)s->lim.mem_bytes);
 		break;
 	default:
-		err->code = MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR;
 		err->message = s->eh_msg;
 		s->eh_msg = NULL;
-		if (err->message == NULL && T != NULL && lua_gettop(T) > 0)
+		if (err->message == NULL && T != NULL && lua_gettop(T) > 0) {
 			err->message = error_text(T, -1);
+			s->eh_kind = sbx_error_kind(T, -1);
+		}
+		/* the kind of a typed error object, never a message's text */
+		err->code = s->eh_kind != MOONPEN__V1__STATUS__CODE__OK
+				? s->eh_kind
+				: MOONPEN__V1__STATUS__CODE__SCRIPT_ERROR;
 		break;
 	}
 	if (err->message == NULL)
@@ -1674,6 +1789,7 @@ int sbx_pcall(sbx *s, lua_State *T, int nargs, int nresults, sbx_err *err)
 	free(s->eh_msg);
 	free(s->eh_tb);
 	s->eh_msg = s->eh_tb = NULL;
+	s->eh_kind = MOONPEN__V1__STATUS__CODE__OK;
 	if (s->tripped || !lua_checkstack(T, 1)) {
 		lua_settop(T, base - 1);
 		if (!s->tripped)
@@ -1709,6 +1825,8 @@ static char *co_error_text(lua_State *co)
 	size_t len;
 	const char *m;
 
+	if ((m = terr_text(co, -1)) != NULL)
+		return (char *)m;
 	switch (lua_type(co, -1)) {
 	case LUA_TSTRING:
 		m = lua_tolstring(co, -1, &len);
@@ -1739,6 +1857,7 @@ int sbx_resume(sbx *s, lua_State *from, lua_State *co, int nargs, int *nres, sbx
 	free(s->eh_msg);
 	free(s->eh_tb);
 	s->eh_msg = !s->tripped && st != LUA_ERRMEM ? co_error_text(co) : NULL;
+	s->eh_kind = s->eh_msg != NULL ? sbx_error_kind(co, -1) : MOONPEN__V1__STATUS__CODE__OK;
 	s->eh_tb = traceback(co, 0);
 	fill_err(s, NULL, st, err);
 	return -1;

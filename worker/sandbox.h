@@ -41,7 +41,8 @@ typedef struct sbx_limits {
 } sbx_limits;
 
 /* Why a protected call failed: code is one of SCRIPT_ERROR, TIMEOUT,
- * BUDGET_EXCEEDED, MEMORY_LIMIT; message and traceback are malloc'd strings
+ * BUDGET_EXCEEDED, MEMORY_LIMIT, or the kind of a typed error (sbx_raise)
+ * that ended the call; message and traceback are malloc'd strings
  * (possibly NULL) owned by the struct: release with sbx_err_clear(). */
 typedef struct sbx_err {
 	st_code code;
@@ -179,5 +180,33 @@ int sbx_nomem(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 
 /* Same trip, with the whole message given (a host-side memory budget such as
  * the result size of one input). Never returns. */
 int sbx_memory_error(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- typed errors ---------------------------------------------------------- */
+
+/*
+ * A typed error is the object host functions raise when the failure is not the
+ * script's own bug: a full userdata owned by the sandbox carrying {kind,
+ * message}. The engine maps the kind of the object that ended an input to the
+ * input's status (sbx_call / sbx_pcall / sbx_resume put it in err->code), with
+ * no string matching. Scripts cannot forge one: they cannot create userdata,
+ * and the metatable is hidden (getmetatable gives false). What scripts see:
+ * tostring(e) and e.message give the message, e.kind the status name
+ * ("invalid_argument"), `..` concatenates its message. A script that catches
+ * one with pcall and rethrows the same object (error(e)) keeps its kind; a
+ * script that raises a string, even an identical one (error(tostring(e))), is
+ * a SCRIPT_ERROR. No position is prepended: the traceback says where.
+ */
+
+/* Raises a typed error of kind code (INVALID_ARGUMENT, PERMISSION_DENIED,
+ * ...; SCRIPT_ERROR is allowed and then only the object differs from a
+ * string), message printf-style (cut at 4096 bytes). Allocates in the Lua
+ * heap: a refusal there is a MEMORY_LIMIT as usual. Never returns. */
+int sbx_raise(lua_State *L, st_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The kind of the typed error at idx, or 0 (OK) when the value is not one.
+ * Runs no Lua code and allocates nothing (uses 2 stack slots, checked), so it
+ * also works on a dead coroutine's stack. */
+st_code sbx_error_kind(lua_State *L, int idx);
 
 #endif

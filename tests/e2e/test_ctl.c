@@ -85,7 +85,7 @@ Test(ctl, session_and_exit_codes, .init = up, .fini = down)
 	j = parse(out);
 	s = dump(json_object_get(j, "effects"));
 	cr_expect_str_eq(s, "[{\"api\":\"ui\",\"fn\":\"broadcast\",\"args\":[\"Keys: 1/3\"],"
-			    "\"trigger_id\":\"ev:OnPickup:key\"}]");
+			    "\"trigger_id\":\"key-pickup\"}]");
 	cr_expect_eq(strlen(json_string_value(json_object_get(j, "state_hash"))), 64);
 	free(s);
 	json_decref(j);
@@ -132,4 +132,109 @@ Test(ctl, connection_error_is_exit_2)
 		 td_bin("moonpenctl"));
 	st = system(cmd);
 	cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d", st);
+}
+
+/* ---- queries and the commands of this round ---------------------------------------------- */
+
+static void up_query(void)
+{
+	const char *extra[] = {"--host-api", "tests/e2e/packs/host_api_query.json", NULL};
+
+	cr_assert_eq(td_start(&D, "tests/e2e/packs", extra), 0);
+}
+
+/* The call id of a PENDING reply printed by moonpenctl. */
+static long long pending_call(const char *out)
+{
+	json_t *j = parse(out), *hc;
+	long long id;
+
+	cr_assert_str_eq(code(j), "pending");
+	hc = json_object_get(j, "host_call");
+	cr_assert_not_null(hc, "%s", out);
+	cr_expect_str_eq(json_string_value(json_object_get(hc, "api")), "bank");
+	cr_expect_str_eq(json_string_value(json_object_get(hc, "fn")), "balance");
+	cr_expect_eq(json_integer_value(json_object_get(hc, "timeout_ms")), 5000);
+	id = json_integer_value(json_object_get(hc, "call_id"));
+	json_decref(j);
+	cr_assert_gt(id, 0);
+	return id;
+}
+
+static char *effects_of(const char *out)
+{
+	json_t *j = parse(out);
+	char *s = dump(json_object_get(j, "effects"));
+
+	json_decref(j);
+	return s;
+}
+
+Test(ctl, answer_a_query, .init = up_query, .fini = down)
+{
+	char out[8192], args[256];
+	long long id;
+	char *s;
+	json_t *j;
+
+	cr_assert_eq(ctl("create q --pack query", out, sizeof out), 0, "%s", out);
+	/* PENDING is not ok: exit 1, one JSON line with the query */
+	cr_assert_eq(ctl("event q loot '{\"player\":\"p1\"}'", out, sizeof out), 1, "%s", out);
+	id = pending_call(out);
+	snprintf(args, sizeof args, "answer q %lld 50", id);
+	cr_assert_eq(ctl(args, out, sizeof out), 0, "%s", out);
+	s = effects_of(out);
+	cr_expect_str_eq(s,
+			 "[{\"api\":\"ui\",\"fn\":\"broadcast\",\"args\":[\"opening chest for "
+			 "p1\"],\"trigger_id\":\"ev:loot\"},{\"api\":\"ui\",\"fn\":\"broadcast\","
+			 "\"args\":[\"loot 50\"],\"trigger_id\":\"ev:loot\"}]");
+	free(s);
+
+	cr_assert_eq(ctl("event q loot '{\"player\":\"p2\"}'", out, sizeof out), 1, "%s", out);
+	id = pending_call(out);
+	snprintf(args, sizeof args, "answer q %lld --error 'chest is locked'", id);
+	cr_assert_eq(ctl(args, out, sizeof out), 0, "%s", out);
+	s = effects_of(out);
+	cr_expect(strstr(s, "\"no loot: chest is locked\"") != NULL, "%s", s);
+	free(s);
+
+	/* an answer nobody waits for: exit 1, not_found */
+	cr_assert_eq(ctl("answer q 999 5", out, sizeof out), 1, "%s", out);
+	j = parse(out);
+	cr_expect_str_eq(code(j), "not_found");
+	cr_expect_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "status"), "message")),
+	    "instance 'q' has no pending query 999");
+	json_decref(j);
+}
+
+Test(ctl, usage_of_the_new_commands)
+{
+	char out[256];
+	FILE *f;
+
+	/* no daemon is needed: each fails before connecting (exit 2, nothing on stdout) */
+	snprintf(D.url, sizeof D.url, "ipc:///nonexistent/moonpen.sock");
+	cr_expect_eq(ctl("answer q 0 5", out, sizeof out), 2);
+	cr_expect_str_eq(out, "");
+	cr_expect_eq(ctl("answer q 1", out, sizeof out), 2);
+	cr_expect_eq(ctl("answer q 1 --error", out, sizeof out), 2);
+	cr_expect_eq(ctl("answer q 1 '{not json'", out, sizeof out), 2);
+	cr_expect_eq(ctl("answer q x 5", out, sizeof out), 2);
+	cr_expect_eq(ctl("rollback q", out, sizeof out), 2);
+	cr_expect_eq(ctl("rollback q -3", out, sizeof out), 2);
+	cr_expect_eq(ctl("snapshot q --to f", out, sizeof out), 2);
+	cr_expect_eq(ctl("snapshot q --out", out, sizeof out), 2);
+	cr_expect_eq(ctl("restore q", out, sizeof out), 2);
+	cr_expect_eq(ctl("restore q /nonexistent/snap.bin", out, sizeof out), 2);
+	f = fopen("/tmp/moonpen-test-empty.snap", "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_expect_eq(ctl("restore q /tmp/moonpen-test-empty.snap", out, sizeof out), 2);
+	remove("/tmp/moonpen-test-empty.snap");
+	cr_expect_eq(ctl("trace", out, sizeof out), 2);
+	cr_expect_eq(ctl("incident a b", out, sizeof out), 2);
+	/* well-formed: they get as far as connecting (exit 2: transport error) */
+	cr_expect_eq(ctl("trace q", out, sizeof out), 2);
+	cr_expect_str_eq(out, "");
 }

@@ -479,7 +479,8 @@ Test(client, response_json_empty_and_info)
 	Moonpen__V1__InstanceInfo in = MOONPEN__V1__INSTANCE_INFO__INIT, *list[2] = {&in, &in};
 	Moonpen__V1__InstanceInfo__LabelsEntry lab = MOONPEN__V1__INSTANCE_INFO__LABELS_ENTRY__INIT;
 	Moonpen__V1__InstanceInfo__LabelsEntry *labs[1] = {&lab};
-	char *layers[2] = {"seccomp", "no_new_privs"};
+	char *layers[2] = {"seccomp", "no_new_privs"}, *missing[1] = {"user_ns (EPERM)"};
+	Moonpen__V1__DeadLetter dl = MOONPEN__V1__DEAD_LETTER__INIT, *dls[1] = {&dl};
 	uint8_t hash[2] = {0x0f, 0xa0};
 	const char *empty = "{\"status\":{\"code\":\"ok\",\"message\":\"\",\"traceback\":\"\","
 			    "\"retryable\":false},\"effects\":[],\"returns\":[],\"logs\":[],"
@@ -490,7 +491,12 @@ Test(client, response_json_empty_and_info)
 			   "\"state\":\"quarantined\",\"state_hash\":\"0fa0\","
 			   "\"labels\":{\"region\":\"eu\"},\"worker_pid\":99,"
 			   "\"layers\":[\"seccomp\",\"no_new_privs\"],\"inputs\":5,\"restarts\":3,"
-			   "\"reason\":\"crash loop\"}";
+			   "\"reason\":\"crash loop\",\"isolation\":\"instance\","
+			   "\"missing_layers\":[\"user_ns (EPERM)\"],\"snapshot_tick\":10,"
+			   "\"snapshot_input\":4,\"log_length\":1,\"snapshots\":2,"
+			   "\"dead_letters\":[{\"input\":2,\"tick\":8,\"kind\":\"event\","
+			   "\"name\":\"OnBoom\",\"code\":\"worker_crashed\","
+			   "\"message\":\"killed by SIGSEGV\"}]}";
 	char want[2048], *s;
 
 	s = dump(&r);
@@ -517,6 +523,21 @@ Test(client, response_json_empty_and_info)
 	in.inputs = 5;
 	in.restarts = 3;
 	in.reason = "crash loop";
+	in.isolation = "instance";
+	in.missing_layers = missing;
+	in.n_missing_layers = 1;
+	in.snapshot_tick = 10;
+	in.snapshot_input = 4;
+	in.log_length = 1;
+	in.snapshots = 2;
+	dl.input = 2;
+	dl.tick = 8;
+	dl.kind = "event";
+	dl.name = "OnBoom";
+	dl.code = MOONPEN__V1__STATUS__CODE__WORKER_CRASHED;
+	dl.message = "killed by SIGSEGV";
+	in.dead_letters = dls;
+	in.n_dead_letters = 1;
 	r.info = &in;
 	s = dump(&r);
 	snprintf(want, sizeof(want), "%s,\"info\":%s}", empty, info);
@@ -541,4 +562,124 @@ Test(client, status_names)
 	st.code = MOONPEN__V1__STATUS__CODE__QUARANTINED;
 	r.status = &st;
 	cr_assert_eq(mp_status_code(&r), MOONPEN__V1__STATUS__CODE__QUARANTINED);
+}
+
+/* ---- queries, snapshots, traces ---------------------------------------------------------- */
+
+Test(client, new_ops_encode_every_field)
+{
+	mp_response *resp = NULL;
+	val_t *v = val_new_int(12);
+	uint8_t blob[3] = {9, 8, 7};
+	struct srv s;
+	mp_client *c;
+
+	srv_start(&s, SRV_ECHO, 7, NULL);
+	c = connect_ok();
+	cr_assert_eq(mp_host_result(c, "a", 5, v, NULL, &resp), 0);
+	mp_response_free(resp);
+	cr_assert_eq(mp_host_result(c, "a", 6, NULL, "no path", &resp), 0);
+	mp_response_free(resp);
+	cr_assert_eq(mp_host_result(c, "a", 7, NULL, NULL, &resp), 0);
+	mp_response_free(resp);
+	cr_assert_eq(mp_rollback(c, "b", 1234, &resp), 0);
+	mp_response_free(resp);
+	cr_assert_eq(mp_restore(c, "c", blob, sizeof blob, &resp), 0);
+	mp_response_free(resp);
+	cr_assert_eq(mp_trace(c, "d", &resp), 0);
+	mp_response_free(resp);
+	cr_assert_eq(mp_incident(c, "e", &resp), 0);
+	mp_response_free(resp);
+	srv_stop(&s);
+
+	cr_assert_eq(s.reqs[0]->op_case, MOONPEN__V1__REQUEST__OP_HOST_RESULT);
+	cr_assert_str_eq(s.reqs[0]->host_result->instance_id, "a");
+	cr_assert_eq(s.reqs[0]->host_result->call_id, 5);
+	cr_assert_eq(s.reqs[0]->host_result->answer_case, MOONPEN__V1__HOST_RESULT__ANSWER_VALUE);
+	cr_assert_eq(s.reqs[0]->host_result->value->int_value, 12);
+	cr_assert_eq(s.reqs[1]->host_result->answer_case, MOONPEN__V1__HOST_RESULT__ANSWER_ERROR);
+	cr_assert_str_eq(s.reqs[1]->host_result->error, "no path");
+	cr_assert_eq(s.reqs[2]->host_result->answer_case, MOONPEN__V1__HOST_RESULT__ANSWER_VALUE);
+	cr_assert_eq(s.reqs[2]->host_result->value->kind_case, MOONPEN__V1__VALUE__KIND_NIL_VALUE);
+	cr_assert_eq(s.reqs[3]->op_case, MOONPEN__V1__REQUEST__OP_ROLLBACK);
+	cr_assert_str_eq(s.reqs[3]->rollback->instance_id, "b");
+	cr_assert_eq(s.reqs[3]->rollback->tick, 1234);
+	cr_assert_eq(s.reqs[4]->op_case, MOONPEN__V1__REQUEST__OP_RESTORE);
+	cr_assert_str_eq(s.reqs[4]->restore->instance_id, "c");
+	cr_assert_eq(s.reqs[4]->restore->snapshot.len, 3);
+	cr_assert_eq(memcmp(s.reqs[4]->restore->snapshot.data, blob, 3), 0);
+	cr_assert_eq(s.reqs[5]->op_case, MOONPEN__V1__REQUEST__OP_TRACE);
+	cr_assert_str_eq(s.reqs[5]->trace->instance_id, "d");
+	cr_assert_eq(s.reqs[6]->op_case, MOONPEN__V1__REQUEST__OP_INCIDENT);
+	cr_assert_str_eq(s.reqs[6]->incident->instance_id, "e");
+	cr_assert_eq(s.reqs[6]->id, 7);
+	srv_free(&s);
+	val_free(v);
+	mp_disconnect(c);
+}
+
+Test(client, new_ops_missing_arguments_are_einval)
+{
+	mp_response *resp = (mp_response *)1;
+	mp_client *c;
+	struct srv s;
+
+	srv_start(&s, SRV_ECHO, 0, NULL);
+	c = connect_ok();
+	cr_assert_eq(mp_host_result(c, NULL, 1, NULL, NULL, &resp), MP_EINVAL);
+	cr_assert_null(resp);
+	cr_assert_eq(mp_rollback(c, NULL, 1, &resp), MP_EINVAL);
+	cr_assert_eq(mp_restore(c, "x", NULL, 1, &resp), MP_EINVAL);
+	cr_assert_eq(mp_restore(c, "x", "a", 0, &resp), MP_EINVAL);
+	cr_assert_eq(mp_trace(c, NULL, &resp), MP_EINVAL);
+	cr_assert_eq(mp_incident(c, NULL, &resp), MP_EINVAL);
+	srv_stop(&s);
+	srv_free(&s);
+	mp_disconnect(c);
+}
+
+Test(client, response_json_query_snapshot_trace)
+{
+	mp_response r = MOONPEN__V1__RESPONSE__INIT;
+	Moonpen__V1__Status st = MOONPEN__V1__STATUS__INIT;
+	Moonpen__V1__HostCall hc = MOONPEN__V1__HOST_CALL__INIT;
+	val_t *args[1];
+	const char *trace = "{\"format\":1,\"inputs\":[]}";
+	uint8_t blob[4] = {0, 1, 2, 3};
+	char err[64], *s;
+
+	cr_assert_eq(vjson_parse("{\"from\":[1,2]}", 4, &args[0], err, sizeof(err)), 0);
+	st.code = MOONPEN__V1__STATUS__CODE__PENDING;
+	st.message = "query 3 (path.find) waits for a HostResult";
+	hc.call_id = 3;
+	hc.api = "path";
+	hc.fn = "find";
+	hc.args = args;
+	hc.n_args = 1;
+	hc.timeout_ms = 5000;
+	r.status = &st;
+	r.host_call = &hc;
+	r.snapshot.data = blob;
+	r.snapshot.len = sizeof blob;
+	r.trace_json.data = (uint8_t *)trace;
+	r.trace_json.len = strlen(trace);
+	s = dump(&r);
+	cr_assert_str_eq(s,
+			 "{\"status\":{\"code\":\"pending\",\"message\":\"query 3 (path.find) "
+			 "waits for a HostResult\",\"traceback\":\"\",\"retryable\":false},"
+			 "\"effects\":[],\"returns\":[],\"logs\":[],\"tick\":0,\"state_hash\":\"\","
+			 "\"usage\":{\"instructions\":0,\"cpu_us\":0,\"mem_bytes\":0},"
+			 "\"host_call\":{\"call_id\":3,\"api\":\"path\",\"fn\":\"find\","
+			 "\"args\":[{\"from\":[1,2]}],\"timeout_ms\":5000},"
+			 "\"snapshot\":\"AAECAw==\",\"trace\":{\"format\":1,\"inputs\":[]}}");
+	free(s);
+	/* a trace that is not JSON is shown as text */
+	r.host_call = NULL;
+	r.snapshot.len = 0;
+	r.trace_json.data = (uint8_t *)"not json";
+	r.trace_json.len = 8;
+	s = dump(&r);
+	cr_assert(strstr(s, ",\"trace\":\"not json\"}") != NULL, "%s", s);
+	free(s);
+	val_free(args[0]);
 }

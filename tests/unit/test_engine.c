@@ -682,14 +682,16 @@ Test(engine, script_error_has_traceback)
 	eng_free(e);
 }
 
-Test(engine, unlisted_api_is_absent)
+Test(engine, unlisted_api_is_guarded)
 {
 	spec sp = {.lua = call_lua, .apis = "\"ecs\",\"ui\"", .seed = 1};
 	eng *e = must_create(&sp);
 	eng_out o = {0};
 
 	call(e, "music_on", &o, 0);
-	expect_fail(&o, SCRIPT_ERROR, "attempt to index a nil value (global 'music')");
+	expect_fail(&o, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED,
+		    "pack 't' does not list api 'music' in its manifest");
+	cr_assert_str_eq(o.status->message, "pack 't' does not list api 'music' in its manifest");
 	out_free(&o);
 	eng_free(e);
 }
@@ -722,12 +724,16 @@ Test(engine, io_api_refused_and_queries_raise)
 	eng *e;
 
 	cr_assert_null(create(&io, &o));
-	expect_fail(&o, BAD_PACK, "api 'net' of class 'io': only deterministic host APIs");
+	expect_fail(&o, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED,
+		    "api 'net' does io: instance scripts must replay");
 	out_free(&o);
 	e = must_create(&q);
 	call(e, "f", &o, 0);
-	expect_fail(&o, SCRIPT_ERROR,
-		    "path.find is a query; queries are not supported by this engine version");
+	/* queries suspend the input now (tests/unit/test_query.c) */
+	expect_fail(&o, MOONPEN__V1__STATUS__CODE__PENDING, "waiting for query 1 (path.find)");
+	cr_assert_not_null(o.host_call);
+	protobuf_c_message_free_unpacked(&o.host_call->base, NULL);
+	o.host_call = NULL;
 	out_free(&o);
 	eng_free(e);
 }
@@ -874,6 +880,160 @@ Test(engine, close_runs_on_close_once)
 	out_free(&o);
 	tick(e, 1, &o);
 	expect_fail(&o, INVALID_ARGUMENT, "instance is closed");
+	out_free(&o);
+	eng_free(e);
+}
+
+/* ---- typed errors and permissions (moonpen issue 4) ---------------------------- */
+
+static const char typed_lua[] =
+    "function bad() ecs.spawn(5) end\n"
+    "function rethrow() local ok, e = pcall(ecs.spawn, 5); error(e) end\n"
+    "function restring() local ok, e = pcall(ecs.spawn, 5); error(tostring(e), 0) end\n"
+    "function lookalike() error('ecs.spawn: argument #1 \\'kind\\' expected string, got "
+    "number', 0) end\n"
+    "function inspect()\n"
+    "  local ok, e = pcall(ecs.spawn, 5)\n"
+    "  return ok, type(e), e.kind, e.message, tostring(e), 'x: ' .. e, getmetatable(e)\n"
+    "end\n"
+    "function guard_caught() local ok, e = pcall(function() return music.play end)\n"
+    "  return ok, e.kind, tostring(e) end\n"
+    "function via_coroutine() local co = coroutine.wrap(function() ecs.spawn(true) end)\n"
+    "  co() end\n"
+    "function via_resume() local ok, e = coroutine.resume(coroutine.create(function()\n"
+    "  ui.tip('p') end)); error(e) end\n"
+    "function cannot_forge() local ok, e = pcall(ecs.spawn, 5)\n"
+    "  return pcall(setmetatable, {}, getmetatable(e)) end\n";
+
+static void expect_exact(const eng_out *o, code_t code, const char *msg)
+{
+	cr_assert_eq(o->status->code, code, "status %d (want %d): %s", o->status->code, code,
+		     o->status->message);
+	cr_assert_str_eq(o->status->message, msg);
+}
+
+Test(engine, typed_error_kinds_follow_the_object_not_the_text)
+{
+	spec sp = {.lua = typed_lua, .apis = "\"ecs\",\"ui\"", .seed = 1};
+	eng *e = must_create(&sp);
+	const char *m = "ecs.spawn: argument #1 'kind' expected string, got number";
+	eng_out o = {0};
+
+	call(e, "bad", &o, 0);
+	expect_exact(&o, INVALID_ARGUMENT, m);
+	cr_assert(o.status->traceback && strstr(o.status->traceback, "main.lua:1"));
+	out_free(&o);
+	call(e, "rethrow", &o, 0); /* the same object rethrown keeps its kind */
+	expect_exact(&o, INVALID_ARGUMENT, m);
+	out_free(&o);
+	call(e, "restring", &o, 0); /* its text raised as a string is the script's error */
+	expect_exact(&o, SCRIPT_ERROR, m);
+	out_free(&o);
+	call(e, "lookalike", &o, 0);
+	expect_exact(&o, SCRIPT_ERROR, m);
+	out_free(&o);
+	call(e, "via_coroutine", &o, 0);
+	expect_exact(&o, INVALID_ARGUMENT,
+		     "ecs.spawn: argument #1 'kind' expected string, got boolean");
+	out_free(&o);
+	call(e, "via_resume", &o, 0);
+	expect_exact(&o, INVALID_ARGUMENT, "ui.tip: argument #2 'text' expected string, got nil");
+	out_free(&o);
+	eng_free(e);
+}
+
+Test(engine, typed_error_as_scripts_see_it)
+{
+	spec sp = {.lua = typed_lua, .apis = "\"ecs\"", .seed = 1};
+	eng *e = must_create(&sp);
+	const char *m = "ecs.spawn: argument #1 'kind' expected string, got number";
+	char want[160];
+	eng_out o = {0};
+
+	call(e, "inspect", &o, 0);
+	expect_ok(&o);
+	cr_assert_eq(o.result->n_returns, 7);
+	cr_assert_eq(o.result->returns[0]->bool_value, 0);
+	cr_assert_str_eq(o.result->returns[1]->string_value, "userdata");
+	cr_assert_str_eq(o.result->returns[2]->string_value, "invalid_argument");
+	cr_assert_str_eq(o.result->returns[3]->string_value, m);
+	cr_assert_str_eq(o.result->returns[4]->string_value, m);
+	snprintf(want, sizeof(want), "x: %s", m);
+	cr_assert_str_eq(o.result->returns[5]->string_value, want);
+	cr_assert_eq(o.result->returns[6]->bool_value, 0); /* getmetatable(e) == false */
+	out_free(&o);
+	call(e, "guard_caught", &o, 0); /* ui is not listed: a guard */
+	expect_ok(&o);
+	cr_assert_eq(o.result->returns[0]->bool_value, 0);
+	cr_assert_str_eq(o.result->returns[1]->string_value, "permission_denied");
+	cr_assert_str_eq(o.result->returns[2]->string_value,
+			 "pack 't' does not list api 'music' in its manifest");
+	out_free(&o);
+	call(e, "cannot_forge", &o, 0);
+	expect_ok(&o);
+	cr_assert_eq(o.result->returns[0]->bool_value, 0); /* metatable false: not a table */
+	out_free(&o);
+	eng_free(e);
+}
+
+Test(engine, guard_at_load_and_nondeterministic_class_are_permission_denied)
+{
+	static const char schema[] =
+	    "{\"version\":1,\"apis\":{"
+	    "\"clock_wall\":{\"class\":\"nondeterministic\",\"functions\":{\"now\":{\"kind\":"
+	    "\"query\"}}},"
+	    "\"ui\":{\"class\":\"deterministic\",\"functions\":{\"broadcast\":{\"kind\":"
+	    "\"effect\",\"params\":[{\"name\":\"text\",\"type\":\"string\"}]}}}}}";
+	spec nd = {.lua = "", .apis = "\"ui\",\"clock_wall\"", .schema = schema};
+	spec load = {.lua = "local f = ui.broadcast\n", .apis = "", .schema = schema};
+	spec assign = {.lua = "function f() ui.x = 1 end\nfunction g() return #clock_wall end\n",
+		       .apis = "",
+		       .schema = schema};
+	eng_out o = {0};
+	eng *e;
+
+	cr_assert_null(create(&nd, &o));
+	expect_exact(&o, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED,
+		     "api 'clock_wall' is nondeterministic: instance scripts must replay");
+	out_free(&o);
+	cr_assert_null(create(&load, &o));
+	expect_exact(&o, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED,
+		     "pack 't' does not list api 'ui' in its manifest");
+	out_free(&o);
+	e = must_create(&assign);
+	call(e, "f", &o, 0);
+	expect_exact(&o, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED,
+		     "pack 't' does not list api 'ui' in its manifest");
+	out_free(&o);
+	call(e, "g", &o, 0);
+	expect_exact(&o, MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED,
+		     "pack 't' does not list api 'clock_wall' in its manifest");
+	out_free(&o);
+	eng_free(e);
+}
+
+/* A timer's arguments are pushed with room checked (more than Lua's 20 free
+ * stack slots), and a queued emit from a timer is dispatched within the tick. */
+Test(engine, timer_with_many_args)
+{
+	spec sp = {.lua =
+		       "function on_init() timer.after(50, 'sum', 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, "
+		       "11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, "
+		       "29, 30) end\n"
+		       "function sum(...) local s = 0; for _, v in ipairs({...}) do s = s + v end; "
+		       "state.set('s', s); ev.emit('Summed', {s = s}) end\n"
+		       "ev.on('Summed', function(p) ui.broadcast('sum ' .. p.s) end)\n"
+		       "function get() return state.get('s') end\n",
+		   .seed = 1};
+	eng *e = must_create(&sp);
+	eng_out o = {0};
+
+	tick(e, 1, &o);
+	expect_effects(&o, 1, "ui.broadcast(\"sum 465\") @ev:Summed");
+	out_free(&o);
+	call(e, "get", &o, 0);
+	expect_ok(&o);
+	cr_assert_eq(o.result->returns[0]->int_value, 465);
 	out_free(&o);
 	eng_free(e);
 }

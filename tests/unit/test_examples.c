@@ -99,7 +99,7 @@ static val_t *s(const char *x)
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const tip[] = {
-    "ui.tip(\"p1\",\"Defeat more waves to open the gate.\") @ev:OnLeverSwitch",
+    "ui.tip(\"p1\",\"Defeat more waves to open the gate.\") @lever-too-early",
 };
 
 #define GOBLINS                                                                                    \
@@ -127,7 +127,7 @@ static const char *const waves123[] = {
     "ecs.spawn(\"ogre\",{pos={x=20,z=20}}) @timer:spawn_wave",
 };
 
-static const char *const gate[] = {"ecs.openGate(\"east\") @ev:OnLeverSwitch"};
+static const char *const gate[] = {"ecs.openGate(\"east\") @lever-opens-gate"};
 static const char *const greet[] = {
     "ui.broadcast(\"The ogre lord awaits 2 challengers\") @boss-room-greeting",
 };
@@ -181,12 +181,12 @@ Test(examples, dungeon_forest)
 	eng_free(b);
 }
 
-static const char *const key1[] = {"ui.broadcast(\"Keys: 1/3\") @ev:OnPickup:key"};
-static const char *const key2[] = {"ui.broadcast(\"Keys: 2/3\") @ev:OnPickup:key"};
+static const char *const key1[] = {"ui.broadcast(\"Keys: 1/3\") @key-pickup"};
+static const char *const key2[] = {"ui.broadcast(\"Keys: 2/3\") @key-pickup"};
 static const char *const key3[] = {
-    "ui.broadcast(\"Keys: 3/3\") @ev:OnPickup:key",
-    "ecs.spawn(\"boss_ogre\",{pos={x=12,z=8}}) @ev:OnPickup:key",
-    "music.play(\"boss_theme\") @ev:OnPickup:key",
+    "ui.broadcast(\"Keys: 3/3\") @key-pickup",
+    "ecs.spawn(\"boss_ogre\",{pos={x=12,z=8}}) @boss-arrives",
+    "music.play(\"boss_theme\") @boss-arrives",
 };
 
 Test(examples, key_collection)

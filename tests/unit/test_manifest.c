@@ -144,3 +144,65 @@ Test(manifest, version_cmp_is_numeric)
 	cr_assert_eq(mf_version_cmp("1.3.2", "1.3.2"), 0);
 	cr_assert_lt(mf_version_cmp("1.3.2", "1.3.10"), 0);
 }
+
+/* ---- rate_limits --------------------------------------------------------------- */
+
+#define RL_HEAD                                                                                    \
+	"{\"id\":\"a\"," HEAD ",\"player_field\":\"player\","                                      \
+	"\"triggers\":[{\"id\":\"boss_enrage\",\"event\":\"boss.*\",\"action\":\"f\"},"            \
+	"{\"id\":\"gate\",\"event\":\"OnLever\",\"action\":\"g\"}],"
+
+Test(manifest, rate_limits)
+{
+	const char *j = RL_HEAD "\"rate_limits\":{\"global\":{\"per_second\":100,\"burst\":200},"
+				"\"per_player\":{\"per_second\":5},"
+				"\"triggers\":{\"boss_enrage\":{\"per_second\":1,\"burst\":1}}}}";
+	mf_manifest *m = NULL;
+	char err[256];
+
+	cr_assert_eq(mf_parse(j, strlen(j), &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m->rate_global.per_second, 100);
+	cr_assert_eq(m->rate_global.burst, 200);
+	cr_assert_eq(m->rate_player.per_second, 5);
+	cr_assert_eq(m->rate_player.burst, 5); /* burst defaults to the rate */
+	cr_assert_eq(m->triggers[0].rate.per_second, 1);
+	cr_assert_eq(m->triggers[0].rate.burst, 1);
+	cr_assert_eq(m->triggers[1].rate.per_second, 0); /* no limit */
+	mf_free(m);
+}
+
+static const struct bad_case bad_rates[] = {
+    {RL_HEAD "\"rate_limits\":[]}", "field 'rate_limits': expected an object"},
+    {RL_HEAD "\"rate_limits\":{\"local\":{}}}", "unknown field 'rate_limits.local'"},
+    {RL_HEAD "\"rate_limits\":{\"global\":5}}",
+     "field 'rate_limits.global': expected {\"per_second\": N, \"burst\": N}"},
+    {RL_HEAD "\"rate_limits\":{\"global\":{\"burst\":5}}}",
+     "missing required field 'rate_limits.global.per_second'"},
+    {RL_HEAD "\"rate_limits\":{\"global\":{\"per_second\":0}}}",
+     "field 'rate_limits.global.per_second': 0 is out of range [1, 1000000]"},
+    {RL_HEAD "\"rate_limits\":{\"global\":{\"per_second\":1,\"burst\":2000000}}}",
+     "field 'rate_limits.global.burst': 2000000 is out of range [1, 1000000]"},
+    {RL_HEAD "\"rate_limits\":{\"global\":{\"per_second\":1,\"rate\":2}}}",
+     "unknown field 'rate_limits.global.rate'"},
+    {RL_HEAD "\"rate_limits\":{\"triggers\":{\"nope\":{\"per_second\":1}}}}",
+     "field 'rate_limits.triggers.nope': no trigger has this id"},
+    {RL_HEAD "\"rate_limits\":{\"triggers\":[]}}",
+     "field 'rate_limits.triggers': expected an object"},
+    {"{\"id\":\"a\"," HEAD ",\"rate_limits\":{\"per_player\":{\"per_second\":1}}}",
+     "field 'rate_limits.per_player': needs 'player_field' (the payload field naming the "
+     "player)"},
+};
+
+Test(manifest, rate_limits_bad)
+{
+	for (size_t i = 0; i < sizeof(bad_rates) / sizeof(bad_rates[0]); i++) {
+		mf_manifest *m = (mf_manifest *)1;
+		char err[256] = "";
+		int r =
+		    mf_parse(bad_rates[i].json, strlen(bad_rates[i].json), &m, err, sizeof(err));
+
+		cr_assert_eq(r, -EINVAL, "case %zu accepted", i);
+		cr_assert_null(m);
+		cr_assert_str_eq(err, bad_rates[i].err, "case %zu", i);
+	}
+}

@@ -9,6 +9,7 @@
 
 #include "common/val.h"
 #include "common/wire.h"
+#include "policy/limits.h"
 #include "supervisor/reqcheck.h"
 
 static uint8_t *pack_req(const Moonpen__V1__Request *q, size_t *len)
@@ -205,4 +206,144 @@ Test(wire, nesting_bomb_refused_before_decoding)
 		     -EBADMSG);
 	cr_expect_null(m);
 	free(bomb);
+}
+
+/* ---- queries, rollback, restore, traces ------------------------------------------ */
+
+Test(reqcheck, host_result)
+{
+	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__HostResult h = MOONPEN__V1__HOST_RESULT__INIT;
+	Moonpen__V1__Value v = MOONPEN__V1__VALUE__INIT;
+	char long_err[1100];
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_HOST_RESULT;
+	q.host_result = &h;
+	h.instance_id = "i";
+	h.call_id = 3;
+	cr_expect_str_eq(check(&q), "host_result: exactly one answer is needed: value or error");
+	h.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_VALUE;
+	h.value = &v;
+	v.kind_case = MOONPEN__V1__VALUE__KIND_INT_VALUE;
+	v.int_value = 7;
+	cr_expect_str_eq(check(&q), "");
+	v.kind_case = MOONPEN__V1__VALUE__KIND_STRING_VALUE;
+	v.string_value = "\xc0\x80";
+	cr_expect(strncmp(check(&q), "host_result: value: ", 20) == 0, "%s", check(&q));
+	h.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_ERROR;
+	h.error = "no path";
+	cr_expect_str_eq(check(&q), "");
+	h.error = "";
+	cr_expect_str_eq(check(&q), "host_result: error must be 1-1024 bytes of UTF-8");
+	memset(long_err, 'x', sizeof long_err - 1);
+	long_err[sizeof long_err - 1] = '\0';
+	h.error = long_err;
+	cr_expect_str_eq(check(&q), "host_result: error must be 1-1024 bytes of UTF-8");
+	h.error = "ok";
+	h.call_id = 0;
+	cr_expect_str_eq(check(&q),
+			 "host_result: call_id must be the call_id of a pending query (not 0)");
+	h.call_id = 1;
+	h.instance_id = "bad id";
+	cr_expect_str_eq(check(&q),
+			 "host_result: instance_id must be 1-128 characters of [A-Za-z0-9._:-]");
+}
+
+Test(reqcheck, host_result_value_depth)
+{
+	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__HostResult h = MOONPEN__V1__HOST_RESULT__INIT;
+	Moonpen__V1__Value v[40];
+	Moonpen__V1__Table t[40];
+	Moonpen__V1__Value *item[40];
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		moonpen__v1__value__init(&v[i]);
+		moonpen__v1__table__init(&t[i]);
+		v[i].kind_case = MOONPEN__V1__VALUE__KIND_TABLE_VALUE;
+		v[i].table_value = &t[i];
+		if (i + 1 < 40) {
+			item[i] = &v[i + 1];
+			t[i].array = &item[i];
+			t[i].n_array = 1;
+		}
+	}
+	q.op_case = MOONPEN__V1__REQUEST__OP_HOST_RESULT;
+	q.host_result = &h;
+	h.instance_id = "i";
+	h.call_id = 1;
+	h.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_VALUE;
+	h.value = &v[0];
+	cr_expect(strncmp(check(&q), "host_result: value: ", 20) == 0, "%s", check(&q));
+	h.value = &v[40 - 32];
+	cr_expect_str_eq(check(&q), "");
+}
+
+Test(reqcheck, rollback_restore_trace_incident)
+{
+	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__Rollback rb = MOONPEN__V1__ROLLBACK__INIT;
+	Moonpen__V1__RestoreInstance rs = MOONPEN__V1__RESTORE_INSTANCE__INIT;
+	Moonpen__V1__ExportTrace tr = MOONPEN__V1__EXPORT_TRACE__INIT;
+	Moonpen__V1__GetIncident gi = MOONPEN__V1__GET_INCIDENT__INIT;
+	uint8_t blob[4] = {1, 2, 3, 4};
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_ROLLBACK;
+	q.rollback = &rb;
+	rb.instance_id = "i";
+	rb.tick = 120;
+	cr_expect_str_eq(check(&q), "");
+	rb.instance_id = "";
+	cr_expect_str_eq(check(&q),
+			 "rollback: instance_id must be 1-128 characters of [A-Za-z0-9._:-]");
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_RESTORE;
+	q.restore = &rs;
+	rs.instance_id = "i";
+	cr_expect_str_eq(check(&q), "restore: snapshot must be 1-16777216 bytes (a blob from "
+				    "SnapshotInstance), got 0");
+	rs.snapshot.data = blob;
+	rs.snapshot.len = sizeof blob;
+	cr_expect_str_eq(check(&q), "");
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_TRACE;
+	q.trace = &tr;
+	tr.instance_id = "i";
+	cr_expect_str_eq(check(&q), "");
+	tr.instance_id = "x/y";
+	cr_expect_str_eq(check(&q),
+			 "trace: instance_id must be 1-128 characters of [A-Za-z0-9._:-]");
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_INCIDENT;
+	q.incident = &gi;
+	gi.instance_id = "i";
+	cr_expect_str_eq(check(&q), "");
+	gi.instance_id = "";
+	cr_expect_str_eq(check(&q),
+			 "incident: instance_id must be 1-128 characters of [A-Za-z0-9._:-]");
+}
+
+Test(reqcheck, restore_snapshot_too_big)
+{
+	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
+	Moonpen__V1__RestoreInstance rs = MOONPEN__V1__RESTORE_INSTANCE__INIT;
+	static char err[600];
+	Moonpen__V1__Request *out = NULL;
+	st_code code;
+	size_t len;
+	uint8_t *buf;
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_RESTORE;
+	q.restore = &rs;
+	rs.instance_id = "i";
+	rs.snapshot.len = MP_SNAPSHOT_MAX_BYTES + 1;
+	rs.snapshot.data = calloc(1, rs.snapshot.len);
+	buf = pack_req(&q, &len);
+	cr_assert_eq(sup_req_decode(buf, len, 64u << 20, &out, &code, err, sizeof err), -EINVAL);
+	cr_expect_str_eq(err, "restore: snapshot must be 1-16777216 bytes (a blob from "
+			      "SnapshotInstance), got 16777217");
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	free(buf);
+	free(rs.snapshot.data);
 }

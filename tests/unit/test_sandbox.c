@@ -732,3 +732,111 @@ Test(sandbox, tiny_cap_fails_creation)
 	cr_assert_null(sbx_new(&lim, err, sizeof(err)));
 	cr_assert_neq(err[0], '\0');
 }
+
+/* ---- typed errors (sbx_raise) ------------------------------------------------- */
+
+#define DENIED MOONPEN__V1__STATUS__CODE__PERMISSION_DENIED
+#define INVALID MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT
+
+/* deny(x) raises a typed PERMISSION_DENIED "denied: <x>"; bad() INVALID_ARGUMENT */
+static int t_deny(lua_State *L)
+{
+	return sbx_raise(L, DENIED, "denied: %s", luaL_optstring(L, 1, "?"));
+}
+
+static int t_bad(lua_State *L)
+{
+	return sbx_raise(L, INVALID, "f: argument #1 'x' expected string, got %s",
+			 luaL_typename(L, 1));
+}
+
+static sbx *mk_typed(void)
+{
+	sbx *s = mk(16 * MIB, 1000, 0);
+
+	lua_pushcfunction(sbx_L(s), t_deny);
+	lua_setglobal(sbx_L(s), "deny");
+	lua_pushcfunction(sbx_L(s), t_bad);
+	lua_setglobal(sbx_L(s), "bad");
+	return s;
+}
+
+static void expect_exact(sbx *s, const char *code, st_code want, const char *msg)
+{
+	char *got = run_fail(s, code, want);
+
+	cr_assert_str_eq(got, msg, "script: %s", code);
+	free(got);
+}
+
+Test(sandbox, typed_error_kind_is_the_status)
+{
+	sbx *s = mk_typed();
+
+	expect_exact(s, "deny('music')", DENIED, "denied: music");
+	expect_exact(s, "bad(1)", INVALID, "f: argument #1 'x' expected string, got number");
+	/* caught and rethrown: the same object, the same kind */
+	expect_exact(s, "local ok, e = pcall(deny, 'a'); error(e)", DENIED, "denied: a");
+	expect_exact(s, "local ok, e = pcall(deny, 'a'); error(e, 2)", DENIED, "denied: a");
+	expect_exact(s, "local ok, e = xpcall(bad, function(m) return m end, 1); error(e)", INVALID,
+		     "f: argument #1 'x' expected string, got number");
+	/* its text, or a look-alike string, is the script's own error */
+	expect_exact(s, "local ok, e = pcall(deny, 'a'); error(tostring(e), 0)", SCRIPT_ERR,
+		     "denied: a");
+	expect_exact(s, "error('denied: a', 0)", SCRIPT_ERR, "denied: a");
+	expect_exact(s, "error(e.message, 0)", SCRIPT_ERR,
+		     "main.lua:1: attempt to index a nil value (global 'e')");
+	/* through coroutine.wrap and coroutine.resume */
+	expect_exact(s, "coroutine.wrap(function() bad({}) end)()", INVALID,
+		     "f: argument #1 'x' expected string, got table");
+	expect_exact(s, "local ok, e = coroutine.resume(coroutine.create(deny), 'c'); error(e)",
+		     DENIED, "denied: c");
+	sbx_free(s);
+}
+
+Test(sandbox, typed_error_as_scripts_see_it)
+{
+	sbx *s = mk_typed();
+
+	expect_str(s,
+		   "local ok, e = pcall(deny, 'x')\n"
+		   "return table.concat({tostring(ok), type(e), e.kind, e.message, tostring(e),\n"
+		   "  'got ' .. e, e .. '!', tostring(getmetatable(e)), tostring(e.other)}, '|')",
+		   "false|userdata|permission_denied|denied: x|denied: x|got denied: x|denied: "
+		   "x!|false|nil");
+	/* cannot be forged, altered or its metatable reused */
+	expect_str(s,
+		   "local ok, e = pcall(deny, 'x')\n"
+		   "local a = pcall(setmetatable, {}, getmetatable(e))\n"
+		   "local b = pcall(function() e.kind = 'ok' end)\n"
+		   "local c = pcall(rawset, e, 'kind', 'ok')\n"
+		   "return tostring(a) .. tostring(b) .. tostring(c) .. e.kind",
+		   "falsefalsefalsepermission_denied");
+	sbx_free(s);
+}
+
+Test(sandbox, typed_error_from_sbx_resume)
+{
+	sbx *s = mk_typed();
+	lua_State *L = sbx_L(s), *co = lua_newthread(L);
+	const char *code = "coroutine.yield(1); bad(true)";
+	sbx_err err = {0};
+	char msg[128];
+	int nres = 0;
+
+	cr_assert_eq(sbx_load(s, code, strlen(code), "co.lua", msg, sizeof(msg)), 0, "%s", msg);
+	lua_xmove(L, co, 1);
+	sbx_budget_begin(s, 1);
+	cr_assert_eq(sbx_resume(s, L, co, 0, &nres, &err), 1);
+	lua_pop(co, nres);
+	cr_assert_eq(sbx_resume(s, L, co, 0, &nres, &err), -1);
+	cr_assert_eq(err.code, INVALID);
+	cr_assert_str_eq(err.message, "f: argument #1 'x' expected string, got boolean");
+	cr_assert_eq(sbx_error_kind(co, -1), INVALID);
+	sbx_err_clear(&err);
+	sbx_budget_end(s);
+	lua_pushliteral(L, "denied: x");
+	cr_assert_eq(sbx_error_kind(L, -1), MOONPEN__V1__STATUS__CODE__OK);
+	lua_pop(L, 2);
+	sbx_free(s);
+}

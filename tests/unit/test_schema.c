@@ -304,3 +304,60 @@ Test(schema, bad_schemas_are_named)
 		cr_assert_str_eq(err, cases[i].msg, "case %zu: %s", i, err);
 	}
 }
+
+/* ---- classes and descriptions (moonpen issue 4) --------------------------------- */
+
+Test(schema, classes_and_descriptions_parse)
+{
+	static const char json[] =
+	    "{\"version\":1,\"description\":\"d\",\"apis\":{"
+	    "\"clock_wall\":{\"class\":\"nondeterministic\",\"description\":\"Wall time.\","
+	    "\"functions\":{\"now\":{\"kind\":\"query\",\"description\":\"ms since 1970\","
+	    "\"returns\":\"integer\"}}},"
+	    "\"net\":{\"class\":\"io\",\"functions\":{\"get\":{\"kind\":\"query\",\"params\":"
+	    "[{\"name\":\"url\",\"type\":\"string\",\"description\":\"where\"}]}}},"
+	    "\"ui\":{\"class\":\"deterministic\",\"functions\":{}}}}";
+	sch_schema *s = NULL;
+	char err[256] = "";
+
+	cr_assert_eq(sch_parse(json, strlen(json), &s, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(sch_api_find(s, "clock_wall")->cls, SCH_NONDETERMINISTIC);
+	cr_assert_eq(sch_api_find(s, "net")->cls, SCH_IO);
+	cr_assert_eq(sch_api_find(s, "ui")->cls, SCH_DETERMINISTIC);
+	cr_assert_str_eq(sch_class_name(SCH_NONDETERMINISTIC), "nondeterministic");
+	cr_assert_str_eq(sch_class_name(SCH_IO), "io");
+	cr_assert_str_eq(sch_api_find(s, "clock_wall")->description, "Wall time.");
+	cr_assert_str_eq(sch_fn_find(sch_api_find(s, "clock_wall"), "now")->description,
+			 "ms since 1970");
+	cr_assert_str_eq(sch_fn_find(sch_api_find(s, "net"), "get")->params[0].description,
+			 "where");
+	cr_assert_null(sch_api_find(s, "ui")->description);
+	sch_free(s);
+}
+
+Test(schema, descriptions_must_be_strings)
+{
+	static const struct bad_schema cases[] = {
+	    {"{\"version\":1,\"description\":1,\"apis\":{}}", "description: expected a string"},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"description\":[],"
+	     "\"functions\":{}}}}",
+	     "apis.x.description: expected a string"},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"effect\",\"description\":true}}}}}",
+	     "apis.x.functions.f.description: expected a string"},
+	    {"{\"version\":1,\"apis\":{\"x\":{\"class\":\"io\",\"functions\":{\"f\":"
+	     "{\"kind\":\"effect\",\"params\":[{\"name\":\"a\",\"type\":\"string\","
+	     "\"description\":{}}]}}}}}",
+	     "apis.x.functions.f.params[1].description: expected a string"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		sch_schema *s = (sch_schema *)1;
+		char err[256] = "";
+
+		cr_assert_eq(sch_parse(cases[i].json, strlen(cases[i].json), &s, err, sizeof(err)),
+			     -EINVAL, "case %zu", i);
+		cr_assert_null(s);
+		cr_assert_str_eq(err, cases[i].msg, "case %zu", i);
+	}
+}

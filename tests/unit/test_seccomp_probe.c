@@ -10,6 +10,7 @@
  */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -131,7 +133,7 @@ Test(seccomp_probe, report_names_layers)
 {
 	int pfd[2], status;
 	pid_t pid;
-	char buf[512] = {0}, want[128];
+	char buf[512] = {0}, want[256];
 	ssize_t n;
 
 	cr_assert_eq(pipe(pfd), 0);
@@ -141,9 +143,9 @@ Test(seccomp_probe, report_names_layers)
 		wrk_confine_report rep;
 		int r = wrk_confine(&rep);
 		/* snprintf, not dprintf: a fresh stdio stream would fstat its fd */
-		snprintf(buf, sizeof buf, "%d|%u|%s,%s,%s|%u|%u|%u|%s\n", r, rep.n_layers,
-			 rep.layers[0], rep.layers[1], rep.layers[2], rep.n_missing, rep.rules,
-			 rep.syscalls, wrk_confine_syscall_name(SYS_openat));
+		snprintf(buf, sizeof buf, "%d|%u|%s,%s,%s|%u|%s|%u|%u|%s\n", r, rep.n_layers,
+			 rep.layers[0], rep.layers[1], rep.layers[2], rep.n_missing, rep.missing[0],
+			 rep.rules, rep.syscalls, wrk_confine_syscall_name(SYS_openat));
 		(void)!write(pfd[1], buf, strlen(buf));
 		_exit(0);
 	}
@@ -153,9 +155,12 @@ Test(seccomp_probe, report_names_layers)
 	close(pfd[0]);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert_eq(status, 0);
-	/* as root (the test VM) the bounding set can be dropped: nothing missing */
-	snprintf(want, sizeof want, "0|3|no_new_privs,caps_dropped,seccomp|%d|%d|%d|openat\n",
-		 geteuid() == 0 ? 0 : 1, SECCOMP_ALLOW_NRULES, SECCOMP_ALLOW_NSYSCALLS);
+	/* the child shares our mount namespace: no empty root (and our root is left
+	 * alone); as root (the test VM) the bounding set can be dropped */
+	snprintf(want, sizeof want,
+		 "0|3|no_new_privs,caps_dropped,seccomp|%d|empty_root: no mount namespace of "
+		 "its own (see mount_ns)|%d|%d|openat\n",
+		 geteuid() == 0 ? 1 : 2, SECCOMP_ALLOW_NRULES, SECCOMP_ALLOW_NSYSCALLS);
 	cr_assert_str_eq(buf, want);
 }
 
@@ -598,4 +603,100 @@ Test(seccomp_probe, supervisor_hangup_is_not_a_forbidden_call)
 
 	talk_to_worker("hangup", &c);
 	assert_clean_exit(&c);
+}
+
+/* ---- the empty root ------------------------------------------------------------ */
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = -1;
+
+	if (fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text))
+		r = 0;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Before confinement, what sup_spawn gives a worker: a mount namespace of its
+ * own, and without root the user namespace (uid 0 inside) that allows it. */
+static int own_mount_namespace(void)
+{
+	char uid_map[32], gid_map[32];
+
+	if (geteuid() == 0)
+		return unshare(CLONE_NEWNS);
+	snprintf(uid_map, sizeof uid_map, "0 %u 1", (unsigned)geteuid());
+	snprintf(gid_map, sizeof gid_map, "0 %u 1", (unsigned)getegid());
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0 ||
+	    write_text("/proc/self/setgroups", "deny") != 0 ||
+	    write_text("/proc/self/uid_map", uid_map) != 0 ||
+	    write_text("/proc/self/gid_map", gid_map) != 0)
+		return -1;
+	return 0;
+}
+
+/* The child confines itself in its own mount namespace, says which layers it
+ * has, and waits (confined) until we close ctl; we look at it from outside. */
+static void empty_root_child(int out, int ctl)
+{
+	wrk_confine_report rep;
+	char buf[256], c;
+	int r;
+
+	if (own_mount_namespace() != 0)
+		_exit(EXIT_SETUP_FAILED);
+	r = wrk_confine(&rep);
+	snprintf(buf, sizeof buf, "%d|%s,%s,%s,%s|%u\n", r, rep.layers[0], rep.layers[1],
+		 rep.layers[2], rep.layers[3], rep.n_missing);
+	(void)!write(out, buf, strlen(buf));
+	(void)!read(ctl, &c, 1); /* EOF once the parent has looked */
+	_exit(0);
+}
+
+Test(seccomp_probe, confined_worker_sees_an_empty_root)
+{
+	char buf[256] = "", root[64], etc[80], ns[64], ours[64], theirs[64];
+	int outp[2], ctlp[2], status;
+	struct dirent *e;
+	struct stat st;
+	ssize_t n;
+	DIR *d;
+	pid_t pid;
+
+	cr_assert_eq(pipe(outp), 0);
+	cr_assert_eq(pipe(ctlp), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(outp[0]);
+		close(ctlp[1]);
+		empty_root_child(outp[1], ctlp[0]);
+	}
+	close(outp[1]);
+	close(ctlp[0]);
+	n = read(outp[0], buf, sizeof buf - 1);
+	cr_assert_gt(n, 0, "the child said nothing (status of setup: see exit code)");
+	cr_assert_str_eq(buf, "0|empty_root,no_new_privs,caps_dropped,seccomp|0\n");
+	/* its root holds nothing: no /etc, no /proc, no binary */
+	snprintf(root, sizeof root, "/proc/%d/root", (int)pid);
+	d = opendir(root);
+	cr_assert_not_null(d, "opendir %s: %s", root, strerror(errno));
+	while ((e = readdir(d)) != NULL)
+		cr_assert(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0,
+			  "the confined root holds '%s'", e->d_name);
+	closedir(d);
+	snprintf(etc, sizeof etc, "%s/etc", root);
+	cr_assert_eq(stat(etc, &st), -1);
+	cr_assert_eq(errno, ENOENT);
+	/* and ours is untouched: the pivot happened in its namespace only */
+	cr_assert_eq(stat("/etc", &st), 0);
+	snprintf(ns, sizeof ns, "/proc/%d/ns/mnt", (int)pid);
+	cr_assert_gt(readlink("/proc/self/ns/mnt", ours, sizeof ours - 1), 0);
+	cr_assert_gt(readlink(ns, theirs, sizeof theirs - 1), 0);
+	cr_assert_str_neq(ours, theirs);
+	close(ctlp[1]);
+	close(outp[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(status, 0, "status %#x", status);
 }

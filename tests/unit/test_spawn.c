@@ -21,8 +21,18 @@
 #include <nng/nng.h>
 #include <nng/protocol/pair1/pair.h>
 
+#include <dirent.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+
 #include "policy/limits.h"
 #include "supervisor/spawn.h"
+#include "supervisor/wchan.h"
+#include "tests/support/daemon.h"
 
 #define ROLE_ENV "MOONPEN_SPAWN_TEST_ROLE"
 #define URL_ENV "MOONPEN_SPAWN_TEST_URL"
@@ -99,7 +109,8 @@ Test(spawn, defaults_come_from_policy_limits)
 	cr_assert_eq(o.rlimit_memlock, 0);
 	cr_assert_eq(o.rlimit_stack, MP_WORKER_STACK_BYTES);
 	cr_assert_eq(o.stderr_fd, -1);
-	cr_assert_eq(o.namespaces, SUP_SPAWN_NS_NET | SUP_SPAWN_NS_IPC | SUP_SPAWN_NS_UTS);
+	cr_assert_eq(o.namespaces, SUP_SPAWN_NS_USER | SUP_SPAWN_NS_NET | SUP_SPAWN_NS_IPC |
+				       SUP_SPAWN_NS_UTS | SUP_SPAWN_NS_MNT);
 	cr_assert_null(o.envp);
 }
 
@@ -244,45 +255,65 @@ Test(spawn, worker_dies_with_its_spawner)
 	cr_assert_eq(WTERMSIG(status), SIGKILL);
 }
 
+/* "net:[4026531840]" for each namespace kind of process pid (0: ours), one per line. */
+static void ns_ids(pid_t pid, const char *const *kinds, int n, char ids[][64])
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		char path[64];
+		ssize_t len;
+		if (pid == 0)
+			snprintf(path, sizeof path, "/proc/self/ns/%s", kinds[i]);
+		else
+			snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)pid, kinds[i]);
+		len = readlink(path, ids[i], 63);
+		cr_assert_gt(len, 0, "readlink %s: %s", path, strerror(errno));
+		ids[i][len] = '\0';
+	}
+}
+
+static const char *const ns_kinds[] = {"user", "net", "ipc", "uts", "mnt"};
+
 Test(spawn, namespaces_are_reported)
 {
 	sup_spawn_opts o;
 	sup_spawn_report rep;
-	char out[512], want[512], ours[3][64];
-	const char *ns[3] = {"net", "ipc", "uts"};
+	char out[512], ours[5][64];
 	int i;
 
-	for (i = 0; i < 3; i++) {
-		char path[64];
-		ssize_t n;
-		snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i]);
-		n = readlink(path, ours[i], sizeof ours[i] - 1);
-		cr_assert_gt(n, 0);
-		ours[i][n] = '\0';
-	}
+	ns_ids(0, ns_kinds, 5, ours);
 	sup_spawn_opts_default(&o);
 	o.report = &rep;
-	cr_assert_eq(run_sh(&o, "readlink /proc/$$/ns/net /proc/$$/ns/ipc /proc/$$/ns/uts >&2", out,
-			    sizeof out),
+	cr_assert_eq(run_sh(&o,
+			    "readlink /proc/$$/ns/user /proc/$$/ns/net /proc/$$/ns/ipc "
+			    "/proc/$$/ns/uts /proc/$$/ns/mnt >&2",
+			    out, sizeof out),
 		     0);
-	cr_assert_eq(rep.n_layers + rep.n_missing, 7);
 	cr_assert_str_eq(rep.layers[0], "fds_closed");
 	cr_assert_str_eq(rep.layers[3], "rlimits");
-	if (geteuid() != 0) {
-		/* without privilege each namespace is refused, and said so */
-		cr_assert_eq(rep.n_missing, 3);
-		cr_assert_str_eq(rep.missing[0], "net_ns: unshare: Operation not permitted");
+	if (geteuid() != 0 && rep.n_missing > 0) {
+		/* a kernel that forbids unprivileged user namespaces: each refusal is said */
+		cr_assert_eq(rep.n_layers + rep.n_missing, 9);
+		cr_assert_eq(strncmp(rep.missing[0], "user_ns: ", 9), 0, "%s", rep.missing[0]);
 		return;
 	}
-	cr_assert_eq(rep.n_missing, 0);
-	cr_assert_str_eq(rep.layers[4], "net_ns");
-	cr_assert_str_eq(rep.layers[5], "ipc_ns");
-	cr_assert_str_eq(rep.layers[6], "uts_ns");
-	/* each of the child's namespaces differs from ours */
-	snprintf(want, sizeof want, "%s\n%s\n%s\n", ours[0], ours[1], ours[2]);
-	cr_assert_str_neq(out, want);
-	for (i = 0; i < 3; i++)
-		cr_assert_null(strstr(out, ours[i]), "%s namespace shared: %s", ns[i], out);
+	cr_assert_eq(rep.n_missing, 0, "missing: %s", rep.n_missing ? rep.missing[0] : "");
+	/* as root: no user namespace (not needed, not reported); otherwise first */
+	i = 4;
+	if (geteuid() != 0)
+		cr_assert_str_eq(rep.layers[i++], "user_ns");
+	cr_assert_str_eq(rep.layers[i++], "net_ns");
+	cr_assert_str_eq(rep.layers[i++], "ipc_ns");
+	cr_assert_str_eq(rep.layers[i++], "uts_ns");
+	cr_assert_str_eq(rep.layers[i++], "mount_ns");
+	cr_assert_eq(rep.n_layers, (unsigned)i);
+	/* each of the child's namespaces differs from ours; the user one only without root */
+	for (i = 0; i < 5; i++) {
+		int shared = strstr(out, ours[i]) != NULL;
+		cr_assert_eq(shared, i == 0 && geteuid() == 0, "%s namespace %s: %s", ns_kinds[i],
+			     shared ? "shared" : "new", out);
+	}
 }
 
 Test(spawn, no_namespaces_when_none_asked)
@@ -401,4 +432,133 @@ Test(spawn, exit_status_round_trip)
 
 	sup_spawn_opts_default(&o);
 	cr_assert_str_eq(sup_spawn_describe(run_sh(&o, "exit 3", out, sizeof out)), "exited 3");
+}
+
+/* ---- a real worker: its namespaces, its empty root, the exact layers ----------- */
+
+#define NOBODY 65534
+
+struct live {
+	char dir[64];
+	char exe[PATH_MAX];
+	wchan *w;
+};
+
+/* A run folder (owned by uid, mode 0700) and the worker's absolute path. */
+static void live_prepare(struct live *l, uid_t uid)
+{
+	cr_assert_not_null(realpath(td_bin("moonpen-worker"), l->exe), "no %s",
+			   td_bin("moonpen-worker"));
+	snprintf(l->dir, sizeof l->dir, "/tmp/moonpen-spawn-XXXXXX");
+	cr_assert_not_null(mkdtemp(l->dir));
+	cr_assert_eq(chown(l->dir, uid, uid), 0);
+}
+
+/* Starts a worker through wchan (as moonpend does) and waits for its Hello. */
+static void live_start(struct live *l)
+{
+	wchan_opts o;
+	char err[512] = "";
+
+	memset(&o, 0, sizeof o);
+	o.worker_path = l->exe;
+	o.run_dir = l->dir;
+	o.id = 1;
+	o.mem_bytes = MP_LUA_MEM_BYTES;
+	o.hello_timeout_ms = 10000;
+	cr_assert_eq(wchan_start(&o, &l->w, err, sizeof err), 0, "wchan_start: %s", err);
+}
+
+static void live_stop(struct live *l)
+{
+	wchan_free(l->w);
+	cr_assert_eq(rmdir(l->dir), 0, "rmdir %s: %s", l->dir, strerror(errno));
+}
+
+/* Seen from outside: the worker's / holds nothing (no /etc, no /proc), and is
+ * a read-only tmpfs. */
+static void assert_empty_root(pid_t pid)
+{
+	char root[64], etc[80];
+	struct dirent *e;
+	struct statfs sf;
+	struct stat st;
+	DIR *d;
+
+	snprintf(root, sizeof root, "/proc/%d/root", (int)pid);
+	d = opendir(root);
+	cr_assert_not_null(d, "opendir %s: %s", root, strerror(errno));
+	while ((e = readdir(d)) != NULL)
+		cr_assert(strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0,
+			  "the worker's root holds '%s'", e->d_name);
+	closedir(d);
+	snprintf(etc, sizeof etc, "%s/etc", root);
+	cr_assert_eq(stat(etc, &st), -1, "the worker sees /etc");
+	cr_assert_eq(errno, ENOENT);
+	cr_assert_eq(statfs(root, &sf), 0);
+	cr_assert_eq(sf.f_type, TMPFS_MAGIC);
+	cr_assert(sf.f_flags & ST_RDONLY, "the worker's root is writable");
+}
+
+/* Each namespace of pid differs from ours; the user one only when want_user. */
+static void assert_own_namespaces(pid_t pid, int want_user)
+{
+	char ours[5][64], theirs[5][64];
+	int i;
+
+	ns_ids(0, ns_kinds, 5, ours);
+	ns_ids(pid, ns_kinds, 5, theirs);
+	for (i = 0; i < 5; i++)
+		cr_assert_eq(strcmp(ours[i], theirs[i]) != 0, i > 0 || want_user,
+			     "%s namespace: ours %s, the worker's %s", ns_kinds[i], ours[i],
+			     theirs[i]);
+}
+
+/* The layers of a worker whose supervisor runs as we do now. */
+static void assert_live_worker(struct live *l)
+{
+	pid_t pid = wchan_pid(l->w);
+	int root = geteuid() == 0;
+
+	if (!root && strncmp(wchan_missing(l->w), "user_ns: ", 9) == 0) {
+		/* a kernel without unprivileged user namespaces: said, not hidden */
+		cr_assert_null(strstr(wchan_layers(l->w), "empty_root"));
+		live_stop(l);
+		cr_skip_test("unprivileged user namespaces are disabled here");
+	}
+	cr_assert_str_eq(wchan_layers(l->w),
+			 root ? "fds_closed,setsid,pdeathsig,rlimits,net_ns,ipc_ns,uts_ns,mount_ns,"
+				"empty_root,no_new_privs,caps_dropped,seccomp"
+			      : "fds_closed,setsid,pdeathsig,rlimits,user_ns,net_ns,ipc_ns,uts_ns,"
+				"mount_ns,empty_root,no_new_privs,caps_dropped,seccomp");
+	cr_assert_str_eq(wchan_missing(l->w), "");
+	assert_own_namespaces(pid, !root);
+	assert_empty_root(pid);
+	live_stop(l);
+}
+
+Test(spawn, worker_runs_in_empty_root_and_own_namespaces)
+{
+	struct live l;
+
+	live_prepare(&l, geteuid());
+	live_start(&l);
+	assert_live_worker(&l);
+}
+
+/* The path of a supervisor that is not root: here, root drops to nobody first
+ * (dumpable again, as after an exec, so that its child may write its id maps). */
+Test(spawn, unprivileged_worker_gets_a_user_namespace)
+{
+	struct live l;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to become another user (the test above is this path)");
+	live_prepare(&l, NOBODY);
+	cr_assert_eq(setgroups(0, NULL), 0);
+	cr_assert_eq(setresgid(NOBODY, NOBODY, NOBODY), 0);
+	cr_assert_eq(setresuid(NOBODY, NOBODY, NOBODY), 0);
+	cr_assert_eq(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), 0);
+	live_start(&l);
+	assert_live_worker(&l);
 }

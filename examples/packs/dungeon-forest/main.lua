@@ -1,6 +1,7 @@
--- dungeon-forest: waves of goblins on a timer, a lever that opens the east
--- gate once two waves have come. Durable state lives in `state` only; the
--- wave timer names a global function so that snapshots can restore it.
+-- dungeon-forest: waves of goblins on a timer; the lever and the boss-room
+-- greeting are manifest triggers (manifest.json). Durable state lives in
+-- `state` only; the wave timer names a global function so that snapshots can
+-- restore it.
 
 function on_init(ctx)
 	state.set("wave", 0)
@@ -17,12 +18,3 @@ function spawn_wave()
 		ecs.spawn("ogre", { pos = { x = 20, z = 20 } })
 	end
 end
-
--- Handlers are registered at the top level: they are re-registered on every load.
-ev.on("OnLeverSwitch", function(ctx)
-	if (state.get("wave") or 0) >= 2 then
-		ecs.openGate("east")
-	else
-		ui.tip(ctx.player, "Defeat more waves to open the gate.")
-	end
-end)

@@ -1,0 +1,180 @@
+/*
+ * test_ilog — an instance's recovery record (supervisor/ilog.c): the log keeps
+ * packed inputs in order and drops its tail; a snapshot blob is checked before
+ * it is kept, the newest `keep` are kept and the log is emptied; dead letters
+ * keep the newest ILOG_MAX_DEAD. Also the manifest's "isolation" field, which
+ * picks per-instance or pooled workers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "common/manifest.h"
+#include "supervisor/ilog.h"
+
+static void append_call(ilog *l, const char *fn)
+{
+	Moonpen__Worker__V1__ToWorker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
+	Moonpen__V1__Call c = MOONPEN__V1__CALL__INIT;
+
+	c.instance_id = "i";
+	c.function = (char *)fn;
+	tw.seq = 99;
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_CALL;
+	tw.call = &c;
+	cr_assert_eq(ilog_append(l, &tw), 0);
+	cr_expect_eq(tw.seq, 0, "logged with seq 0");
+}
+
+static const char *call_at(const ilog *l, size_t i)
+{
+	static char fn[64];
+	Moonpen__Worker__V1__ToWorker *tw = NULL;
+
+	cr_assert_eq(ilog_get(l, i, &tw), 0);
+	cr_assert_eq(tw->op_case, MOONPEN__WORKER__V1__TO_WORKER__OP_CALL);
+	snprintf(fn, sizeof fn, "%s", tw->call->function);
+	protobuf_c_message_free_unpacked(&tw->base, NULL);
+	return fn;
+}
+
+/* An encoded Snapshot header; the caller frees *out. */
+static size_t snapshot(const char *id, uint32_t format, uint64_t tick, size_t hashlen,
+		       uint8_t **out)
+{
+	Moonpen__Worker__V1__Snapshot s = MOONPEN__WORKER__V1__SNAPSHOT__INIT;
+	uint8_t hash[32];
+
+	memset(hash, (int)tick, sizeof hash);
+	s.format = format;
+	s.instance_id = (char *)id;
+	s.tick = tick;
+	s.state_hash.data = hash;
+	s.state_hash.len = hashlen;
+	*out = malloc(protobuf_c_message_get_packed_size(&s.base) + 1);
+	cr_assert_not_null(*out);
+	return protobuf_c_message_pack(&s.base, *out);
+}
+
+Test(ilog, appends_in_order_and_truncates_the_tail)
+{
+	ilog l = {0};
+	char name[16];
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof name, "f%d", i);
+		append_call(&l, name);
+	}
+	cr_assert_eq(l.n, 100);
+	cr_expect_str_eq(call_at(&l, 0), "f0");
+	cr_expect_str_eq(call_at(&l, 99), "f99");
+	ilog_truncate(&l, 3);
+	cr_assert_eq(l.n, 97);
+	cr_expect_str_eq(call_at(&l, 96), "f96");
+	cr_expect_eq(ilog_get(&l, 97, &(Moonpen__Worker__V1__ToWorker *){NULL}), -EINVAL);
+	ilog_truncate(&l, 1000);
+	cr_expect_eq(l.n, 0);
+	ilog_free(&l);
+}
+
+Test(ilog, snapshot_kept_checked_and_log_emptied)
+{
+	ilog l = {0};
+	uint8_t *b = NULL;
+	char err[256];
+	size_t n;
+
+	cr_expect_null(ilog_snap_newest(&l));
+	for (int i = 1; i <= 6; i++) {
+		append_call(&l, "x");
+		n = snapshot("inst", 1, (uint64_t)i * 10, 32, &b);
+		cr_assert_eq(ilog_snap_add(&l, b, n, "inst", (uint64_t)i, 4, err, sizeof err), 0,
+			     "%s", err);
+		free(b);
+		cr_expect_eq(l.n, 0, "the snapshot covers the whole log");
+	}
+	cr_expect_eq(l.nsnaps, 4, "only the newest 4 are kept");
+	cr_expect_eq(l.snaps[0].tick, 30);
+	cr_expect_eq(ilog_snap_newest(&l)->tick, 60);
+	cr_expect_eq(ilog_snap_newest(&l)->input, 6);
+	cr_expect_eq(ilog_snap_newest(&l)->hash[0], 60);
+
+	append_call(&l, "kept");
+	n = snapshot("other", 1, 70, 32, &b);
+	cr_expect_eq(ilog_snap_add(&l, b, n, "inst", 7, 4, err, sizeof err), -EBADMSG);
+	cr_expect(strstr(err, "another instance") != NULL, "%s", err);
+	free(b);
+	n = snapshot("inst", 2, 70, 32, &b);
+	cr_expect_eq(ilog_snap_add(&l, b, n, "inst", 7, 4, err, sizeof err), -EBADMSG);
+	free(b);
+	n = snapshot("inst", 1, 70, 31, &b);
+	cr_expect_eq(ilog_snap_add(&l, b, n, "inst", 7, 4, err, sizeof err), -EBADMSG);
+	free(b);
+	cr_expect_eq(
+	    ilog_snap_add(&l, (const uint8_t *)"\xff\xff\xff", 3, "inst", 7, 4, err, sizeof err),
+	    -EBADMSG);
+	cr_expect_eq(l.n, 1, "a refused snapshot leaves the log alone");
+	cr_expect_eq(ilog_snap_newest(&l)->tick, 60);
+	ilog_free(&l);
+}
+
+Test(ilog, dead_letters_keep_the_newest)
+{
+	Moonpen__V1__InstanceInfo fo = MOONPEN__V1__INSTANCE_INFO__INIT;
+	ilog l = {0};
+
+	for (int i = 0; i < ILOG_MAX_DEAD + 5; i++) {
+		ilog_dead d = {
+		    .input = (uint64_t)i, .tick = 7, .code = MOONPEN__V1__STATUS__CODE__TIMEOUT};
+		snprintf(d.kind, sizeof d.kind, "call");
+		snprintf(d.name, sizeof d.name, "f%d", i);
+		snprintf(d.message, sizeof d.message, "killed");
+		ilog_dead_add(&l, &d);
+	}
+	cr_assert_eq(ilog_dead_to_info(&l, &fo), 0);
+	cr_assert_eq(fo.n_dead_letters, ILOG_MAX_DEAD);
+	cr_expect_eq(fo.dead_letters[0]->input, 5, "oldest kept first");
+	cr_expect_eq(fo.dead_letters[ILOG_MAX_DEAD - 1]->input, ILOG_MAX_DEAD + 4);
+	cr_expect_str_eq(fo.dead_letters[0]->name, "f5");
+	cr_expect_str_eq(fo.dead_letters[0]->kind, "call");
+	cr_expect_eq(fo.dead_letters[0]->code, MOONPEN__V1__STATUS__CODE__TIMEOUT);
+	for (size_t i = 0; i < fo.n_dead_letters; i++)
+		protobuf_c_message_free_unpacked(&fo.dead_letters[i]->base, NULL);
+	free(fo.dead_letters);
+	ilog_free(&l);
+}
+
+static int parse_isolation(const char *value, mf_manifest **m, char *err, size_t errlen)
+{
+	char json[256];
+
+	snprintf(
+	    json, sizeof json,
+	    "{\"id\":\"p\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\"%s%s}",
+	    value ? ",\"isolation\":" : "", value ? value : "");
+	return mf_parse(json, strlen(json), m, err, errlen);
+}
+
+Test(manifest_isolation, instance_by_default_pool_on_request)
+{
+	mf_manifest *m = NULL;
+	char err[256];
+
+	cr_assert_eq(parse_isolation(NULL, &m, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(m->pool, 0);
+	mf_free(m);
+	cr_assert_eq(parse_isolation("\"instance\"", &m, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(m->pool, 0);
+	mf_free(m);
+	cr_assert_eq(parse_isolation("\"pool\"", &m, err, sizeof err), 0, "%s", err);
+	cr_expect_eq(m->pool, 1);
+	mf_free(m);
+	m = NULL;
+	cr_expect_eq(parse_isolation("\"process\"", &m, err, sizeof err), -EINVAL);
+	cr_expect(strstr(err, "field 'isolation'") != NULL, "%s", err);
+	cr_expect_eq(parse_isolation("1", &m, err, sizeof err), -EINVAL);
+	cr_expect(strstr(err, "isolation") != NULL, "%s", err);
+}
