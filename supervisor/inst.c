@@ -813,7 +813,7 @@ static int retry_input(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWo
 	for (kills = 1;; kills++) {
 		code = in->death_code;
 		snprintf(msg, sizeof msg, "%s", in->death);
-		if (restore(in, msg) < 0)
+		if (code == MOONPEN__V1__STATUS__CODE__QUARANTINED || restore(in, msg) < 0)
 			break; /* quarantined: the input is answered with its status */
 		if (kills >= MP_DEAD_LETTER_KILLS) {
 			dead_letter(in, tw, code, msg);

@@ -4,10 +4,12 @@
  *
  * Runs in moonpen-worker, after confinement. Trusts the Init it was handed
  * (the supervisor built it) but checks the manifest and schema again; trusts
- * no script. Every input runs as one protected call inside one budget window:
- * a failure anywhere (script error, budget, memory) discards that input's
- * effects, state changes, timers, RNG draws, trigger throttles and queued
- * events, so the state hash is as before the input.
+ * no script. Every input runs as one protected call on a coroutine of its
+ * own, in one budget window per stretch (a query suspends it between two
+ * messages: see "the body of an input"): a failure anywhere (script error,
+ * budget, memory) or an abort discards that input's effects, state changes,
+ * timers, RNG draws, trigger throttles, query ids and queued events, so the
+ * state hash is as before the input.
  *
  * Who runs what (the trigger_id of effects):
  *   on_init(ctx) "on_init" | on_close(ctx) "on_close" | Call "call:<fn>" |
@@ -59,9 +61,9 @@ enum input_kind { IN_INIT, IN_EVENT, IN_TICK, IN_CALL, IN_CLOSE };
 typedef struct eng_input {
 	enum input_kind kind;
 	const char *name;     /* event name / function name */
-	const val_t *payload; /* event payload (borrowed) */
+	const val_t *payload; /* event payload (e->in_payload) */
 	uint32_t count;	      /* ticks */
-	val_t *const *args;   /* call arguments (borrowed) */
+	val_t *const *args;   /* call arguments (e->in_args) */
 	size_t nargs;
 } eng_input;
 
