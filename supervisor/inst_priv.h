@@ -1,0 +1,150 @@
+/*
+ * inst_priv — what the files of the instance module share (supervisor only;
+ * not a public surface: include it from supervisor/inst*.c only).
+ *
+ *   inst.c         the table, the queue, serving requests, the thread, entry points
+ *   inst_info.c    InstanceInfo of GetInstance / ListInstances
+ *   inst_worker.c  workers: boot, RPCs, the input log, replay, restore, quarantine
+ *   inst_snap.c    in-memory snapshots, retries and dead letters
+ *   inst_query.c   async queries: PENDING, HostResult, timeouts
+ *
+ * Locks: is->mu (the table) before in->mu (one instance). An instance is
+ * found and its queue appended to only under is->mu, and it is removed from
+ * the table under is->mu before its thread frees it: so no reference counts.
+ * A pool worker's own lock (pool.c) is taken by an instance's thread for one
+ * RPC, holding no other.
+ */
+#ifndef MOONPEN_SUP_INST_PRIV_H
+#define MOONPEN_SUP_INST_PRIV_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/status.h"
+#include "policy/limits.h"
+#include "supervisor/ilog.h"
+#include "supervisor/inst.h"
+#include "supervisor/pool.h"
+#include "supervisor/query.h"
+#include "supervisor/ratelimit.h"
+#include "supervisor/spare.h"
+#include "supervisor/wchan.h"
+
+#define NBUCKETS 1024
+
+typedef Moonpen__V1__InstanceInfo__State inst_state;
+
+struct job {
+	struct job *next;
+	Moonpen__V1__Request *req;
+	sup_reply *rp;
+};
+
+struct inst {
+	struct inst *hnext; /* bucket chain (is->mu) */
+	sup_insts *is;
+	char id[MP_MAX_ID_BYTES + 1];
+	Moonpen__V1__Request *create; /* the CreateInstance request, kept for Init */
+	const pack *pk;
+	uint64_t mem_bytes;
+	uint32_t deadline_ms, tick_ms;
+
+	pthread_mutex_t mu; /* the fields below, up to the thread-only ones */
+	pthread_cond_t cv;
+	struct job *head, *tail;
+	int stop;
+	inst_state state;
+	char reason[256];
+	int pid;
+	char layers[512];
+	uint64_t tick, inputs;
+	uint8_t hash[32];
+	unsigned restarts;
+	char missing[512];  /* confinement layers its worker could not apply */
+	char isolation[96]; /* "instance" or "pool:<pack>#<n>" */
+	ilog ilog;	    /* snapshots, input log, dead letters: changed under mu */
+
+	/* only the instance's thread touches these */
+	wchan *w;
+	uint64_t *restart_ms; /* when recent restarts happened (restart intensity) */
+	size_t n_restart_ms;
+	struct job *closing; /* the close request, answered after unlinking */
+	Moonpen__V1__Response *closing_resp;
+	/* recovery (only the instance's thread) */
+	sup_pool *pool;	    /* NULL: its own worker (in->w); else a slot of a pool worker */
+	uint32_t slot;	    /* its slot in the pool worker (0 for its own worker) */
+	uint64_t pgen;	    /* generation of the pool worker its slot lives in */
+	int slot_live;	    /* the slot holds its instance (Init answered OK, no Close) */
+	size_t snap_due;    /* log length at which the next snapshot is asked for */
+	st_code death_code; /* the last worker failure: status for the failed input */
+	char death[256];
+	/* queries (H2; only the instance's thread): see "queries" below */
+	uint64_t pending_call; /* call id the pending input waits for; 0: none */
+	sup_query q;
+	/* rate limits of its pack (NULL: none); under mu, admitted in sup_insts_submit */
+	sup_rl *rl;
+};
+
+struct sup_insts {
+	sup *s;
+	pthread_mutex_t mu;
+	pthread_cond_t cv; /* signalled when a thread ends */
+	struct inst *buckets[NBUCKETS];
+	unsigned count, threads;
+	sup_spares *spares; /* warm spare workers, and the spawner of pool workers */
+	sup_pools *pools;
+};
+
+struct inst *inst_find_locked(sup_insts *is, const char *id);
+
+struct job *inst_pop(struct inst *in);
+
+void inst_job_done(struct job *j, Moonpen__V1__Response *r);
+
+void inst_job_fail(struct job *j, st_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+void inst_note_result(struct inst *in, const Moonpen__V1__Result *res, int applied);
+
+Moonpen__V1__Response *inst_take_reply(Moonpen__Worker__V1__FromWorker *fw);
+
+Moonpen__V1__InstanceInfo *inst_make_info(const struct inst *in);
+
+uint32_t inst_hard_ms(const struct inst *in, uint32_t scale);
+
+int inst_boot(struct inst *in, Moonpen__Worker__V1__FromWorker **fw, char *err, size_t errlen);
+
+int inst_worker_rpc(struct inst *in, Moonpen__Worker__V1__ToWorker *tw, uint32_t ms,
+		    Moonpen__Worker__V1__FromWorker **fw);
+
+int inst_log_append(struct inst *in, Moonpen__Worker__V1__ToWorker *tw);
+
+void inst_log_truncate(struct inst *in, size_t n);
+
+void inst_quarantine(struct inst *in, const char *why);
+
+uint64_t inst_now_ms(void);
+
+int inst_restore(struct inst *in, const char *why);
+
+int inst_input_rpc(struct inst *in, Moonpen__Worker__V1__ToWorker *tw, uint32_t ms,
+		   Moonpen__Worker__V1__FromWorker **fw);
+
+void inst_maybe_snapshot(struct inst *in);
+
+int inst_retry_input(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWorker *tw, uint32_t ms,
+		     Moonpen__Worker__V1__FromWorker **fw);
+
+uint64_t inst_now_ns(void);
+
+void inst_query_begin(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWorker *tw,
+		      Moonpen__Worker__V1__FromWorker *fw);
+
+void inst_serve_host_result(struct inst *in, struct job *j);
+
+void inst_query_abandon(struct inst *in);
+
+struct job *inst_next_job(struct inst *in);
+
+#endif
