@@ -12,6 +12,7 @@
 #include "supervisor/packs.h"
 
 struct sup_insts;
+struct sst;
 struct sup_api;
 
 typedef struct sup {
@@ -20,6 +21,8 @@ typedef struct sup {
 	char *host_api; /* the host API schema, handed to every worker */
 	size_t host_api_len;
 	struct grants *grants; /* the operator's API grants (common/grants.h) */
+	struct sst *store;     /* durable store (supervisor/store.h); NULL: --durability memory,
+				* every sst_* function then does nothing */
 	struct sup_insts *insts;
 	struct sup_api *api;
 	atomic_uint next_worker; /* worker ids: unique per run */
