@@ -25,10 +25,11 @@ FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer -fno-strict
 	-I. -I$(BUILD)/gen -I/usr/include/lua5.4 $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_LDFLAGS := $(FUZZ_SAN) -fsanitize=fuzzer
 
-# Harnesses that need only common/ and supervisor/reqcheck.c, and those that need
+# Harnesses that need only common/ and $(FUZZ_SUP_SRC), and those that need
 # the worker engine (built once worker/engine.c and worker/luaval.c exist).
-FUZZ_BASE := request from_worker manifest schema json_value
-FUZZ_WORKER := $(if $(and $(wildcard worker/engine.c),$(wildcard worker/luaval.c)),to_worker value_lua)
+FUZZ_BASE := request from_worker manifest schema json_value grants trace
+FUZZ_WORKER := $(if $(and $(wildcard worker/engine.c),$(wildcard worker/luaval.c)),to_worker value_lua) \
+	$(if $(wildcard worker/snapshot.c),snapshot)
 FUZZ_NAMES := $(FUZZ_BASE) $(FUZZ_WORKER)
 FUZZ_ONLY ?= $(FUZZ_NAMES)
 FUZZ_BINS := $(patsubst %,$(FUZZ_DIR)/bin/fuzz_%,$(FUZZ_NAMES))
@@ -45,7 +46,10 @@ $(FUZZ_DIR)/obj/%.o: %.c $(FUZZ_GEN_H)
 $(FUZZ_DIR)/obj/gen/%.o: $(BUILD)/gen/%.c $(FUZZ_GEN_H)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -c $< -o $@
-$(FUZZ_LIBCOMMON): $(FUZZ_GEN_OBJ) $(call fobj,$(COMMON_SRC) supervisor/reqcheck.c)
+# The supervisor's checks of untrusted bytes that need no other supervisor module:
+# requests (reqcheck), worker queries (query), snapshot headers (ilog).
+FUZZ_SUP_SRC := supervisor/reqcheck.c $(wildcard supervisor/query.c supervisor/ilog.c)
+$(FUZZ_LIBCOMMON): $(FUZZ_GEN_OBJ) $(call fobj,$(COMMON_SRC) $(FUZZ_SUP_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(FUZZ_LIBENGINE): $(call fobj,$(ENGINE_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^

@@ -160,6 +160,10 @@
  * long for the group's single write (and fsync in power mode).
  * --group-commit-ms. */
 #define MP_GROUP_COMMIT_MS 2
+/* Instances (slots, one lua_State each) one pool worker may host. */
+#define MP_WORKER_MAX_SLOTS 1024
+/* Per-player rate-limit buckets kept per instance (idle full ones evicted first). */
+#define MP_RL_MAX_PLAYERS 4096
 /* An input that kills its worker this many times is dead-lettered. */
 #define MP_DEAD_LETTER_KILLS 2
 

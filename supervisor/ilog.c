@@ -34,6 +34,26 @@ int ilog_append(ilog *l, Moonpen__Worker__V1__ToWorker *tw)
 	return 0;
 }
 
+int ilog_append_raw(ilog *l, const uint8_t *data, size_t len)
+{
+	ilog_ent e = {.len = len};
+
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		ilog_ent *ne = realloc(l->ents, ncap * sizeof *ne);
+		if (ne == NULL)
+			return -ENOMEM;
+		l->ents = ne;
+		l->cap = ncap;
+	}
+	e.data = malloc(len ? len : 1);
+	if (e.data == NULL)
+		return -ENOMEM;
+	memcpy(e.data, data, len);
+	l->ents[l->n++] = e;
+	return 0;
+}
+
 void ilog_truncate(ilog *l, size_t n)
 {
 	while (n-- > 0 && l->n > 0) {

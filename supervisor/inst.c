@@ -192,11 +192,10 @@ static void serve_input(struct inst *in, struct job *j)
 	if (fw->status->code == MOONPEN__V1__STATUS__CODE__PENDING)
 		return inst_query_begin(in, j, &tw, fw); /* its script waits on a host query */
 	ok = fw->status->code == MOONPEN__V1__STATUS__CODE__OK;
-	if (ok && inst_log_append(in, &tw) < 0) {
+	if (ok && (r = inst_log_append(in, &tw)) < 0) {
 		/* cannot log it, so cannot replay it: the input must not count */
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
-		inst_quarantine(in, "out of memory for the input log");
-		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INTERNAL, "%s", "out of memory");
+		return inst_log_failed(in, j, r);
 	}
 	inst_note_result(in, fw->result, ok);
 	inst_job_done(j, inst_take_reply(fw));
@@ -313,7 +312,7 @@ static int serve(struct inst *in, struct job *j)
 
 /* A pack with "isolation": "pool" has its instances hosted in a slot of a
  * shared pool worker; any other has a worker of its own. */
-static int join_pool(struct inst *in, char *err, size_t errlen)
+int inst_join_pool(struct inst *in, char *err, size_t errlen)
 {
 	const char *iso = "instance";
 	int r = 0;
@@ -341,7 +340,7 @@ static int serve_create(struct inst *in, struct job *j)
 	char err[512];
 	int ok;
 
-	if (join_pool(in, err, sizeof err) < 0 || inst_boot(in, &fw, err, sizeof err) < 0) {
+	if (inst_join_pool(in, err, sizeof err) < 0 || inst_boot(in, &fw, err, sizeof err) < 0) {
 		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE,
 			      "cannot start a worker: %s", err);
 		return 0;
@@ -353,6 +352,11 @@ static int serve_create(struct inst *in, struct job *j)
 	pthread_mutex_unlock(&in->mu);
 	inst_note_result(in, fw->result, 0);
 	r = inst_take_reply(fw);
+	if (r && ok && inst_persist_create(in, err, sizeof err) < 0) { /* durable before answered */
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s", err);
+		return 0;
+	}
 	if (r && ok) {
 		pthread_mutex_lock(&in->mu);
 		r->info = inst_make_info(in);
@@ -396,6 +400,8 @@ static void finish(struct inst *in)
 	stopping = in->stop;
 	pthread_mutex_unlock(&in->mu);
 	pthread_mutex_unlock(&is->mu);
+	if (in->closing && sst_drop_instance(is->s->store, in->id) < 0)
+		log_error("instance %s: closed, but the store still holds it", in->id);
 	if (in->closing)
 		inst_job_done(in->closing, in->closing_resp);
 	for (; j; j = next) {
@@ -417,8 +423,8 @@ static void finish(struct inst *in)
 static void *inst_main(void *arg)
 {
 	struct inst *in = arg;
-	struct job *j = inst_pop(in);
-	int live = j ? serve_create(in, j) : 0;
+	struct job *j = in->restarted ? NULL : inst_pop(in);
+	int live = in->restarted ? inst_restart_boot(in) : j ? serve_create(in, j) : 0;
 
 	while (live && (j = inst_next_job(in)) != NULL)
 		live = serve(in, j);
@@ -470,6 +476,33 @@ static int start_thread(struct inst *in)
 	r = pthread_create(&t, &attr, inst_main, in);
 	pthread_attr_destroy(&attr);
 	return -r;
+}
+
+/* ---- restart from the store (inst_restart.c) ---------------------------------------------- */
+
+struct inst *inst_alloc(sup_insts *is, Moonpen__V1__Request *req, const pack *pk)
+{
+	return inst_new(is, req, pk);
+}
+
+void inst_discard(struct inst *in)
+{
+	inst_free(in);
+}
+
+int inst_adopt(sup_insts *is, struct inst *in)
+{
+	int r = -EEXIST;
+
+	pthread_mutex_lock(&is->mu);
+	if (inst_find_locked(is, in->id) == NULL && (r = start_thread(in)) == 0) {
+		in->hnext = is->buckets[bucket_of(in->id)];
+		is->buckets[bucket_of(in->id)] = in;
+		is->count++;
+		is->threads++;
+	}
+	pthread_mutex_unlock(&is->mu);
+	return r;
 }
 
 void sup_insts_create(sup_insts *is, Moonpen__V1__Request *req, sup_reply *rp)

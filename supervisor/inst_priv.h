@@ -29,6 +29,7 @@
 #include "supervisor/query.h"
 #include "supervisor/ratelimit.h"
 #include "supervisor/spare.h"
+#include "supervisor/store.h"
 #include "supervisor/wchan.h"
 
 #define NBUCKETS 1024
@@ -64,6 +65,9 @@ struct inst {
 	char missing[512];  /* confinement layers its worker could not apply */
 	char isolation[96]; /* "instance" or "pool:<pack>#<n>" */
 	ilog ilog;	    /* snapshots, input log, dead letters: changed under mu */
+	uint64_t logged;    /* log entries ever kept (the store's index of the next one) */
+	int restarted;	    /* loaded from the store at start (inst_restart.c) */
+	size_t replay_n;    /* ... the entries its first boot replays (the log's last ones) */
 
 	/* only the instance's thread touches these */
 	wchan *w;
@@ -120,6 +124,11 @@ int inst_worker_rpc(struct inst *in, Moonpen__Worker__V1__ToWorker *tw, uint32_t
 
 int inst_log_append(struct inst *in, Moonpen__Worker__V1__ToWorker *tw);
 
+/* inst_log_append failed with r after the worker applied j's input: the
+ * worker is restored without it and j answered (UNAVAILABLE when the store
+ * refused it: retryable; out of memory quarantines). */
+void inst_log_failed(struct inst *in, struct job *j, int r);
+
 void inst_log_truncate(struct inst *in, size_t n);
 
 void inst_quarantine(struct inst *in, const char *why);
@@ -146,5 +155,36 @@ void inst_serve_host_result(struct inst *in, struct job *j);
 void inst_query_abandon(struct inst *in);
 
 struct job *inst_next_job(struct inst *in);
+
+/* ---- durability (inst_restart.c; docs/durability.md) ---- */
+
+/* A new instance (not yet running, not in the table) for the CreateInstance
+ * req of pack pk; takes req on success. NULL: out of memory. */
+struct inst *inst_alloc(sup_insts *is, Moonpen__V1__Request *req, const pack *pk);
+
+/* Puts in (from inst_alloc) in the table and starts its thread. 0, -EEXIST or
+ * a negative errno (then in is still the caller's: inst_discard). */
+int inst_adopt(sup_insts *is, struct inst *in) __attribute__((warn_unused_result));
+
+/* Frees an instance that never ran. */
+void inst_discard(struct inst *in);
+
+/* Its pool slot or "instance" isolation, before its first boot. */
+int inst_join_pool(struct inst *in, char *err, size_t errlen);
+
+/* The instance thread's first step for a restarted instance: boots it from
+ * its loaded snapshot and log (a quarantined one stays without a worker).
+ * Returns 1 (the instance serves requests, quarantined or not). */
+int inst_restart_boot(struct inst *in);
+
+/* Records a created instance (its pack version and row) in the store before
+ * its create is answered. 0, or a negative errno with err filled. */
+int inst_persist_create(struct inst *in, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The row of in for the store (labels point into in->create; *labels is
+ * malloc'd: free it). 0 or -ENOMEM. */
+int inst_store_row(const struct inst *in, int status, const char *reason, sst_instance *row,
+		   sst_label **labels) __attribute__((warn_unused_result));
 
 #endif

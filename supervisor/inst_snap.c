@@ -26,6 +26,18 @@ static int snapshot_allowed(const struct inst *in)
 	return in->pending_call == 0;
 }
 
+/* Stores the snapshot just kept (covering in->logged entries). A failure
+ * loses nothing: the store keeps the older snapshot and the inputs since. */
+static void snap_store(struct inst *in)
+{
+	const ilog_snap *sn = ilog_snap_newest(&in->ilog);
+
+	if (sst_put_snapshot(in->is->s->store, in->id, in->logged, sn->tick, sn->hash, sn->data,
+			     sn->len) < 0)
+		log_warn("instance %s: the store did not take its snapshot at tick %" PRIu64,
+			 in->id, sn->tick);
+}
+
 /* Asks the worker for a snapshot once snapshot_every inputs are logged, keeps
  * the newest keep_snapshots and empties the log (the snapshot covers it). A
  * worker that cannot snapshot is asked again snapshot_every inputs later. */
@@ -58,10 +70,25 @@ void inst_maybe_snapshot(struct inst *in)
 		pthread_mutex_unlock(&in->mu);
 		if (r == 0)
 			in->snap_due = c->snapshot_every;
+		if (r == 0)
+			snap_store(in);
 	}
 	protobuf_c_message_free_unpacked(&fw->base, NULL);
 	if (err[0])
 		log_debug("instance %s: no snapshot: %s", in->id, err);
+}
+
+static void dead_store(struct inst *in, const ilog_dead *d)
+{
+	sst_dead_letter sd = {.input = d->input,
+			      .tick = d->tick,
+			      .kind = d->kind,
+			      .name = d->name,
+			      .code = (int)d->code,
+			      .message = d->message};
+
+	if (sst_put_dead_letter(in->is->s->store, in->id, &sd) < 0)
+		log_warn("instance %s: the store did not take a dead letter", in->id);
 }
 
 /* Records tw, which killed its worker MP_DEAD_LETTER_KILLS times: answered
@@ -87,6 +114,7 @@ static void dead_letter(struct inst *in, const Moonpen__Worker__V1__ToWorker *tw
 	d.tick = in->tick;
 	ilog_dead_add(&in->ilog, &d);
 	pthread_mutex_unlock(&in->mu);
+	dead_store(in, &d);
 	log_warn("instance %s: %s '%s' dead-lettered (input %" PRIu64 ", tick %" PRIu64 "): %s",
 		 in->id, d.kind, d.name, d.input, d.tick, msg);
 }

@@ -191,19 +191,53 @@ static void drop_worker(struct inst *in)
  * timeout removes its input and host results). */
 int inst_log_append(struct inst *in, Moonpen__Worker__V1__ToWorker *tw)
 {
+	const ilog_ent *e;
 	int r;
 
 	pthread_mutex_lock(&in->mu);
 	r = ilog_append(&in->ilog, tw);
 	pthread_mutex_unlock(&in->mu);
-	return r;
+	if (r < 0)
+		return r;
+	/* durable before the caller answers; only this thread changes the log, so
+	 * the entry stays put without the lock while the store commits it */
+	e = &in->ilog.ents[in->ilog.n - 1];
+	r = sst_append_input(in->is->s->store, in->id, in->logged, e->data, e->len);
+	if (r < 0) {
+		log_error("instance %s: the store refused input %" PRIu64 ": %s", in->id,
+			  in->logged, strerror(-r));
+		pthread_mutex_lock(&in->mu);
+		ilog_truncate(&in->ilog, 1);
+		pthread_mutex_unlock(&in->mu);
+		return r == -ENOMEM ? -EIO : r;
+	}
+	in->logged++;
+	return 0;
+}
+
+void inst_log_failed(struct inst *in, struct job *j, int r)
+{
+	if (r == -ENOMEM) {
+		inst_quarantine(in, "out of memory for the input log");
+		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INTERNAL, "%s", "out of memory");
+	}
+	inst_restore(in, "the durable store refused an input"); /* the worker applied it */
+	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE,
+		      "the durable store could not record the input (%s); it was not applied: "
+		      "retry",
+		      strerror(-r));
 }
 
 void inst_log_truncate(struct inst *in, size_t n)
 {
+	if (n > in->ilog.n)
+		n = in->ilog.n;
 	pthread_mutex_lock(&in->mu);
 	ilog_truncate(&in->ilog, n);
 	pthread_mutex_unlock(&in->mu);
+	in->logged -= n;
+	if (sst_truncate(in->is->s->store, in->id, in->logged) < 0)
+		log_error("instance %s: the store kept %zu discarded inputs", in->id, n);
 }
 
 /* Replays the log since the newest snapshot into the freshly booted worker.
@@ -254,6 +288,9 @@ void inst_quarantine(struct inst *in, const char *why)
 	snprintf(in->reason, sizeof in->reason, "%.255s", why);
 	pthread_mutex_unlock(&in->mu);
 	log_error("instance %s quarantined: %s", in->id, why);
+	if (sst_set_status(in->is->s->store, in->id, MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED,
+			   why) < 0)
+		log_error("instance %s: the store did not record its quarantine", in->id);
 }
 
 uint64_t inst_now_ms(void)

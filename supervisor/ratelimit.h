@@ -32,10 +32,11 @@
 #include <stdint.h>
 
 #include "common/manifest.h"
+#include "policy/limits.h"
 #include "moonpen.pb-c.h"
 
 /* Player buckets kept per instance (see "Memory" above). */
-#define SUP_RL_MAX_PLAYERS 4096
+#define SUP_RL_MAX_PLAYERS MP_RL_MAX_PLAYERS
 /* Player ids are keys of at most this many bytes; longer ids are cut, so ids
  * sharing these first bytes share a bucket (stricter, never laxer). */
 #define SUP_RL_KEY_MAX 128

@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,7 @@ enum stmt_id {
 	S_SNAP_TRUNC,
 	S_SNAP_PUT,
 	S_INPUT_COVERED,
+	S_INPUT_OLDEST,
 	S_SNAP_TRIM,
 	S_DEAD_INS,
 	NSTMT
@@ -92,6 +94,8 @@ static const char *const stmt_sql[NSTMT] = {
     [S_SNAP_PUT] = "INSERT OR REPLACE INTO snapshots(instance, input, tick, state_hash, blob) "
 		   "VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_INPUT_COVERED] = "DELETE FROM inputs WHERE instance = ?1 AND idx < ?2",
+    [S_INPUT_OLDEST] = "DELETE FROM inputs WHERE instance = ?1 AND idx < "
+		       "(SELECT min(input) FROM snapshots WHERE instance = ?1)",
     [S_SNAP_TRIM] = "DELETE FROM snapshots WHERE instance = ?1 AND input NOT IN "
 		    "(SELECT input FROM snapshots WHERE instance = ?1 "
 		    "ORDER BY input DESC LIMIT ?2)",
@@ -148,6 +152,7 @@ struct sst {
 	sqlite3 *db; /* the writer's */
 	sqlite3_stmt *stmt[NSTMT];
 	unsigned keep;
+	atomic_int history; /* inputs kept back to the oldest kept snapshot (sst_set_history) */
 	uint32_t group_ms;
 	int lock_fd;
 
@@ -762,10 +767,12 @@ static int op_snap(sst *st, struct op *o)
 	bind_blob(s, 4, o->hash, 32);
 	bind_blob(s, 5, o->data, o->len);
 	rc = exec1(s);
-	if (rc == SQLITE_DONE)
+	if (rc == SQLITE_DONE && !atomic_load(&st->history))
 		rc = exec_id(st, S_INPUT_COVERED, o->id, 2, (int64_t)o->a);
 	if (rc == SQLITE_DONE)
 		rc = exec_id(st, S_SNAP_TRIM, o->id, 2, st->keep);
+	if (rc == SQLITE_DONE && atomic_load(&st->history)) /* what no kept snapshot needs */
+		rc = exec_id(st, S_INPUT_OLDEST, o->id, 0, 0);
 	return rc;
 }
 
@@ -1081,6 +1088,12 @@ int sst_put_dead_letter(sst *st, const char *id, const sst_dead_letter *d)
 	if (check_id(id) < 0 || d == NULL || d->input > INT64_MAX || d->tick > INT64_MAX)
 		return -EINVAL;
 	return submit(st, &o);
+}
+
+void sst_set_history(sst *st, int on)
+{
+	if (st)
+		atomic_store(&st->history, on != 0);
 }
 
 void sst_get_stats(sst *st, sst_stats *out)

@@ -163,6 +163,13 @@ int sst_truncate(sst *st, const char *id, uint64_t from) __attribute__((warn_unu
 int sst_put_snapshot(sst *st, const char *id, uint64_t input, uint64_t tick, const uint8_t hash[32],
 		     const uint8_t *blob, size_t len) __attribute__((warn_unused_result));
 
+/* Retention of inputs (default off): off, sst_put_snapshot deletes the
+ * inputs the new snapshot covers; on, only those that no kept snapshot needs
+ * (index below the oldest kept snapshot's input), so that a Rollback to any
+ * kept snapshot can replay from it after a restart too (moonpend turns it on;
+ * sst_load still hands over only the inputs after the newest snapshot). */
+void sst_set_history(sst *st, int on);
+
 /* Records a dead letter of the instance. */
 int sst_put_dead_letter(sst *st, const char *id, const sst_dead_letter *d)
     __attribute__((warn_unused_result));

@@ -15,13 +15,14 @@
 #include <stdint.h>
 
 #include "moonpen.pb-c.h"
+#include "policy/limits.h"
 #include "worker.pb-c.h"
 
 typedef struct eng eng;
 
 /* Instances one worker process hosts (ToWorker.slot < this): one engine, one
  * lua_State and one memory cap each, nothing shared between them. */
-#define ENG_MAX_SLOTS 1024
+#define ENG_MAX_SLOTS MP_WORKER_MAX_SLOTS
 
 /* What an input produced. Both members are heap-allocated protobuf-c messages
  * owned by the caller (free each with protobuf_c_message_free_unpacked). On

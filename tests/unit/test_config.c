@@ -17,17 +17,20 @@ static int load(sup_config *c, char *err, int argc, char **argv)
 	return sup_config_load(c, argc, argv, err, 512);
 }
 
-/* a worker and a schema must exist for a load to succeed */
-static char *base[] = {"moonpend", "--worker", "/bin/true", "--host-api", "policy/host_api.json"};
+/* a worker and a schema and grants must exist for a load to succeed */
+static char *base[] = {
+    "moonpend", "--worker",	     "/bin/true", "--host-api", "policy/host_api.json",
+    "--grants", "policy/grants.json"};
 
 Test(config, defaults_and_flags)
 {
 	sup_config c;
 	char err[512];
-	char *argv[] = {base[0],  base[1],	   base[2], base[3],	   base[4], "--run-dir",
-			"/tmp/x", "--deadline-ms", "75",    "--log-level", "debug"};
+	char *argv[] = {base[0], base[1],	base[2],     base[3],  base[4],
+			base[5], base[6],	"--run-dir", "/tmp/x", "--deadline-ms",
+			"75",	 "--log-level", "debug"};
 
-	cr_assert_eq(load(&c, err, 11, argv), 0, "%s", err);
+	cr_assert_eq(load(&c, err, 13, argv), 0, "%s", err);
 	cr_expect_str_eq(c.run_dir, "/tmp/x");
 	cr_expect_str_eq(c.listen, "ipc:///tmp/x/api.sock", "listen defaults under the run dir");
 	cr_expect_eq(c.deadline_ms, 75);
@@ -48,9 +51,9 @@ Test(config, file_then_flags)
 	fprintf(f, "# comment\n\nrun_dir = /srv/run\nlisten=tcp://127.0.0.1:7700\n"
 		   "deadline-ms = 20\n  hard_factor = 4  \n");
 	fclose(f);
-	char *argv[] = {base[0],    base[1], base[2],	      base[3], base[4],
-			"--config", path,    "--deadline-ms", "30"};
-	cr_assert_eq(load(&c, err, 9, argv), 0, "%s", err);
+	char *argv[] = {base[0], base[1],    base[2], base[3],	       base[4], base[5],
+			base[6], "--config", path,    "--deadline-ms", "30"};
+	cr_assert_eq(load(&c, err, 11, argv), 0, "%s", err);
 	cr_expect_str_eq(c.run_dir, "/srv/run");
 	cr_expect_str_eq(c.listen, "tcp://127.0.0.1:7700");
 	cr_expect_eq(c.hard_factor, 4);
@@ -67,8 +70,9 @@ Test(config, errors_name_the_problem)
 
 	fprintf(f, "run_dir = /a\nbogus = 1\n");
 	fclose(f);
-	char *a1[] = {base[0], base[1], base[2], base[3], base[4], "--config", path};
-	cr_expect_eq(load(&c, err, 7, a1), -EINVAL);
+	char *a1[] = {base[0], base[1], base[2],    base[3], base[4],
+		      base[5], base[6], "--config", path};
+	cr_expect_eq(load(&c, err, 9, a1), -EINVAL);
 	cr_expect(strstr(err, ":2: unknown key 'bogus'") != NULL, "%s", err);
 	unlink(path);
 
@@ -76,16 +80,19 @@ Test(config, errors_name_the_problem)
 	cr_expect_eq(load(&c, err, 3, a2), -EINVAL);
 	cr_expect_str_eq(err, "unknown argument '--no-such-flag' (see --help)");
 
-	char *a3[] = {base[0], base[1], base[2], base[3], base[4], "--deadline-ms", "0"};
-	cr_expect_eq(load(&c, err, 7, a3), -EINVAL);
+	char *a3[] = {base[0], base[1], base[2],	 base[3], base[4],
+		      base[5], base[6], "--deadline-ms", "0"};
+	cr_expect_eq(load(&c, err, 9, a3), -EINVAL);
 	cr_expect_str_eq(err, "deadline-ms: expected an integer in [1, 600000], got '0'");
 
-	char *a4[] = {base[0], base[1], base[2], base[3], base[4], "--hard-factor", "-3"};
-	cr_expect_eq(load(&c, err, 7, a4), -EINVAL);
+	char *a4[] = {base[0], base[1], base[2],	 base[3], base[4],
+		      base[5], base[6], "--hard-factor", "-3"};
+	cr_expect_eq(load(&c, err, 9, a4), -EINVAL);
 	cr_expect(strstr(err, "hard-factor: expected an integer") != NULL, "%s", err);
 
-	char *a5[] = {base[0], base[1], base[2], base[3], base[4], "--log-level", "loud"};
-	cr_expect_eq(load(&c, err, 7, a5), -EINVAL);
+	char *a5[] = {base[0], base[1], base[2],       base[3], base[4],
+		      base[5], base[6], "--log-level", "loud"};
+	cr_expect_eq(load(&c, err, 9, a5), -EINVAL);
 	cr_expect_str_eq(err, "log-level: expected debug, info, warn or error");
 
 	char *a6[] = {base[0], "--packs"};
