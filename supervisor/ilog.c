@@ -12,54 +12,86 @@
 #include "common/wire.h"
 #include "policy/limits.h"
 
-int ilog_append(ilog *l, Moonpen__Worker__V1__ToWorker *tw)
+/* Room for one more entry at the end of all[]; ents follows it. */
+static int grow(ilog *l)
 {
-	ilog_ent e;
-
-	if (l->n == l->cap) {
+	if (l->nall == l->cap) {
 		size_t ncap = l->cap ? l->cap * 2 : 64;
-		ilog_ent *ne = realloc(l->ents, ncap * sizeof *ne);
+		ilog_ent *ne = realloc(l->all, ncap * sizeof *ne);
 		if (ne == NULL)
 			return -ENOMEM;
-		l->ents = ne;
+		l->all = ne;
 		l->cap = ncap;
 	}
+	l->ents = l->all + (l->nall - l->n);
+	return 0;
+}
+
+static void push(ilog *l, const ilog_ent *e)
+{
+	l->all[l->nall++] = *e;
+	l->n++;
+	l->ents = l->all + (l->nall - l->n);
+}
+
+static int is_input(int op)
+{
+	return op == MOONPEN__WORKER__V1__TO_WORKER__OP_EVENT ||
+	       op == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK ||
+	       op == MOONPEN__WORKER__V1__TO_WORKER__OP_CALL;
+}
+
+int ilog_append(ilog *l, Moonpen__Worker__V1__ToWorker *tw)
+{
+	ilog_ent e = {0};
+
+	if (grow(l) < 0)
+		return -ENOMEM;
 	tw->seq = 0;
+	e.input = is_input(tw->op_case);
 	e.len = protobuf_c_message_get_packed_size(&tw->base);
 	e.data = malloc(e.len ? e.len : 1);
 	if (e.data == NULL)
 		return -ENOMEM;
 	protobuf_c_message_pack(&tw->base, e.data);
-	l->ents[l->n++] = e;
+	push(l, &e);
 	return 0;
 }
 
 int ilog_append_raw(ilog *l, const uint8_t *data, size_t len)
 {
 	ilog_ent e = {.len = len};
+	ProtobufCMessage *m = NULL;
 
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		ilog_ent *ne = realloc(l->ents, ncap * sizeof *ne);
-		if (ne == NULL)
-			return -ENOMEM;
-		l->ents = ne;
-		l->cap = ncap;
+	if (grow(l) < 0)
+		return -ENOMEM;
+	/* an entry read back without its outcome: a trace cannot start before it */
+	if (wire_unpack(&moonpen__worker__v1__to_worker__descriptor, data, len, SIZE_MAX, &m) == 0) {
+		e.input = is_input(((Moonpen__Worker__V1__ToWorker *)m)->op_case);
+		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	e.data = malloc(len ? len : 1);
 	if (e.data == NULL)
 		return -ENOMEM;
 	memcpy(e.data, data, len);
-	l->ents[l->n++] = e;
+	push(l, &e);
 	return 0;
+}
+
+static void ent_free(ilog_ent *e)
+{
+	free(e->data);
+	free(e->out);
 }
 
 void ilog_truncate(ilog *l, size_t n)
 {
 	while (n-- > 0 && l->n > 0) {
 		l->n--;
-		free(l->ents[l->n].data);
+		l->nall--;
+		ent_free(&l->all[l->nall]);
 	}
+	l->ents = l->all + (l->nall - l->n);
 }
 
 int ilog_get(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
@@ -71,6 +103,21 @@ int ilog_get(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
 		return -EINVAL;
 	r = wire_unpack(&moonpen__worker__v1__to_worker__descriptor, l->ents[i].data,
 			l->ents[i].len, SIZE_MAX, &m);
+	if (r < 0)
+		return r;
+	*out = (Moonpen__Worker__V1__ToWorker *)m;
+	return 0;
+}
+
+int ilog_get_all(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
+{
+	ProtobufCMessage *m = NULL;
+	int r;
+
+	if (i >= l->nall)
+		return -EINVAL;
+	r = wire_unpack(&moonpen__worker__v1__to_worker__descriptor, l->all[i].data,
+			l->all[i].len, SIZE_MAX, &m);
 	if (r < 0)
 		return r;
 	*out = (Moonpen__Worker__V1__ToWorker *)m;
@@ -104,6 +151,53 @@ static int snap_header(const uint8_t *blob, size_t len, const char *id, ilog_sna
 	return r;
 }
 
+/* Drops the entries before position seq (no restore point needs them). */
+static void drop_before(ilog *l, uint64_t seq)
+{
+	size_t k = seq > l->seq0 ? (size_t)(seq - l->seq0) : 0, i;
+
+	if (k > l->nall - l->n)
+		k = l->nall - l->n;
+	for (i = 0; i < k; i++) {
+		l->out_bytes -= l->all[i].out_len;
+		ent_free(&l->all[i]);
+	}
+	memmove(l->all, l->all + k, (l->nall - k) * sizeof *l->all);
+	l->nall -= k;
+	l->seq0 += k;
+	l->ents = l->all + (l->nall - l->n);
+}
+
+static void drop_oldest_point(ilog *l)
+{
+	if (l->create_ok) {
+		l->create_ok = 0;
+		free(l->init_out);
+		l->init_out = NULL;
+		l->init_out_len = 0;
+	} else {
+		free(l->snaps[0].data);
+		memmove(l->snaps, l->snaps + 1, (l->nsnaps - 1) * sizeof *l->snaps);
+		l->nsnaps--;
+	}
+	if (l->nsnaps > 0)
+		drop_before(l, l->snaps[0].seq);
+}
+
+/* Past ILOG_MAX_OUTCOME_BYTES, forgets the oldest outcomes before the newest
+ * snapshot (their inputs stay: Rollback still replays them). */
+static void cap_outcomes(ilog *l)
+{
+	size_t i;
+
+	for (i = 0; l->out_bytes > ILOG_MAX_OUTCOME_BYTES && i < l->nall - l->n; i++) {
+		l->out_bytes -= l->all[i].out_len;
+		free(l->all[i].out);
+		l->all[i].out = NULL;
+		l->all[i].out_len = 0;
+	}
+}
+
 int ilog_snap_add(ilog *l, const uint8_t *blob, size_t len, const char *id, uint64_t input,
 		  unsigned keep, char *err, size_t errlen)
 {
@@ -123,15 +217,17 @@ int ilog_snap_add(ilog *l, const uint8_t *blob, size_t len, const char *id, uint
 		return -ENOMEM;
 	}
 	l->snaps = ns;
+	s.seq = l->seq0 + l->nall;
 	l->snaps[l->nsnaps++] = s;
+	for (size_t i = l->nall - l->n; i < l->nall; i++) /* now before the newest */
+		l->out_bytes += l->all[i].out_len;
+	l->n = 0;
+	l->ents = l->all + l->nall;
 	if (keep < 1)
 		keep = 1;
-	while (l->nsnaps > keep) { /* forget the oldest */
-		free(l->snaps[0].data);
-		memmove(l->snaps, l->snaps + 1, (l->nsnaps - 1) * sizeof *l->snaps);
-		l->nsnaps--;
-	}
-	ilog_truncate(l, l->n);
+	while (l->nsnaps + (l->create_ok ? 1 : 0) > keep) /* forget the oldest point */
+		drop_oldest_point(l);
+	cap_outcomes(l);
 	return 0;
 }
 
@@ -188,8 +284,10 @@ void ilog_free(ilog *l)
 {
 	size_t i;
 
-	ilog_truncate(l, l->n);
-	free(l->ents);
+	for (i = 0; i < l->nall; i++)
+		ent_free(&l->all[i]);
+	free(l->all);
+	free(l->init_out);
 	for (i = 0; i < l->nsnaps; i++)
 		free(l->snaps[i].data);
 	free(l->snaps);

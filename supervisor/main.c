@@ -17,6 +17,8 @@
 #include "common/log.h"
 #include "supervisor/api.h"
 #include "supervisor/inst.h"
+#include "supervisor/inst_restart.h"
+#include "supervisor/store.h"
 #include "supervisor/sup.h"
 
 static void fatal(const char *what, const char *why)
@@ -80,6 +82,21 @@ static void load_policies(sup *s)
 	free(g);
 }
 
+/* Opens the store of --state-dir in --durability mode ("memory": none), or
+ * dies with the reason (a corrupt file, another moonpend on the folder). */
+static void open_store(sup *s)
+{
+	char err[512];
+	int r = sst_open(s->cfg.state_dir, s->cfg.durability, s->cfg.group_commit_ms,
+			 s->cfg.keep_snapshots, &s->store, err, sizeof err);
+
+	if (r < 0)
+		fatal(s->cfg.state_dir, err);
+	sst_set_history(s->store, 1); /* inputs back to the oldest kept snapshot (Rollback) */
+	log_info("store: %s (durability %s)", s->store ? s->cfg.state_dir : "none",
+		 s->cfg.durability);
+}
+
 int main(int argc, char **argv)
 {
 	static sup s;
@@ -98,18 +115,22 @@ int main(int argc, char **argv)
 	log_init("sup", (enum log_level)s.cfg.log_level);
 	/* 2. signals: SIGTERM/SIGINT are waited for by main only */
 	block_signals(&set);
-	/* 3. runtime folder (0700) and state folder */
+	/* 3. runtime folder (0700); the state folder is the store's (step 5) */
 	make_run_dir(s.cfg.run_dir);
-	if (mkdir(s.cfg.state_dir, 0700) != 0 && errno != EEXIST)
-		fatal(s.cfg.state_dir, strerror(errno));
 	/* 4. the operator's host API schema and the packs */
 	load_policies(&s);
 	if (sup_packs_load(s.cfg.packs, &s.packs, err, sizeof err) < 0)
 		fatal("packs", err);
-	/* 5. instances (with the spawner thread and its warm spare workers), then the
-	 *    API (requests may arrive as soon as it listens) */
+	/* 5. the durable store (docs/durability.md): moonpend never runs over a store
+	 *    it cannot read, nor beside another moonpend on the same folder */
+	open_store(&s);
+	/* 6. instances (with the spawner thread and its warm spare workers), those
+	 *    of the store first, then the API (requests may arrive as soon as it
+	 *    listens; those for a restarted instance wait until it has booted) */
 	if (sup_insts_new(&s, &s.insts) < 0)
 		fatal("instances", "out of memory");
+	if (sup_insts_restore_all(s.insts, s.store, err, sizeof err) < 0)
+		fatal("store", err);
 	if (sup_api_start(&s, &s.api, err, sizeof err) < 0)
 		fatal("api", err);
 	if (s.cfg.worker_wrapper[0])
@@ -119,14 +140,16 @@ int main(int argc, char **argv)
 		    s.cfg.worker_wrapper);
 	log_info("moonpend serving on %s (%u packs, worker %s)", s.cfg.listen,
 		 sup_packs_count(s.packs), s.cfg.worker);
-	/* 6. serve until told to stop */
+	/* 7. serve until told to stop */
 	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
 		log_info("SIGHUP ignored (reload is not supported yet)");
-	/* 7. clean shutdown: refuse new work, stop instances and workers, close the API */
+	/* 8. clean shutdown: refuse new work, stop instances and workers, close the API
+	 *    and the store (which keeps every instance for the next start) */
 	log_info("signal %d: shutting down", sig);
 	atomic_store(&s.stopping, 1);
 	sup_insts_shutdown(s.insts);
 	sup_api_stop(s.api);
+	sst_close(s.store);
 	sup_packs_free(s.packs);
 	free(s.host_api);
 	grants_free(s.grants);

@@ -1,0 +1,380 @@
+/*
+ * inst_restart — instances and the durable store: the row a create records,
+ * and the restart of every stored instance (docs/durability.md).
+ * Runs in the supervisor; the store's rows were checked by store.c (types,
+ * input continuity) but are read defensively again: a snapshot blob goes
+ * through ilog's header check, every log entry is decoded with a size cap
+ * before it reaches a worker, and a worker whose answer disagrees with the
+ * stored snapshot quarantines the instance instead of serving it.
+ */
+#include "supervisor/inst_restart.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/wire.h"
+#include "supervisor/inst_priv.h"
+
+/* ---- what a create records ------------------------------------------------------------ */
+
+int inst_store_row(const struct inst *in, int status, const char *reason, sst_instance *row,
+		   sst_label **labels)
+{
+	const Moonpen__V1__CreateInstance *c = in->create->create;
+	size_t i;
+
+	*labels = calloc(c->n_labels ? c->n_labels : 1, sizeof **labels);
+	if (*labels == NULL)
+		return -ENOMEM;
+	for (i = 0; i < c->n_labels; i++) {
+		(*labels)[i].key = c->labels[i]->key;
+		(*labels)[i].value = c->labels[i]->value;
+	}
+	memset(row, 0, sizeof *row);
+	row->id = in->id;
+	row->pack_id = in->pk->mf->id;
+	row->pack_version = in->pk->mf->version; /* the bound version, never "newest" */
+	row->seed = c->seed;
+	row->tick_ms = in->tick_ms;
+	row->labels = *labels;
+	row->n_labels = c->n_labels;
+	row->status = status;
+	row->reason = reason;
+	return 0;
+}
+
+int inst_persist_create(struct inst *in, char *err, size_t errlen)
+{
+	sst *st = in->is->s->store;
+	sst_label *labels = NULL;
+	sst_instance row;
+	int r = sst_note_pack(st, in->pk->mf->id, in->pk->mf->version, in->pk->hash);
+
+	if (r == -EEXIST) /* replays of older instances may now diverge: say so, go on */
+		log_warn("pack %s %s differs from the one first seen under this version",
+			 in->pk->mf->id, in->pk->mf->version);
+	if (r < 0 && r != -EEXIST)
+		goto out;
+	r = inst_store_row(in, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING, "", &row, &labels);
+	if (r == 0) /* reset: nothing of an older instance of this id may survive */
+		r = sst_put_instance(st, &row, 1);
+out:
+	free(labels);
+	if (r < 0)
+		snprintf(err, errlen, "the durable store could not record the instance: %s",
+			 strerror(-r));
+	return r;
+}
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+struct restore_ctx {
+	sup_insts *is;
+	unsigned running, quarantined, skipped;
+	char *err;
+	size_t errlen;
+};
+
+/* The CreateInstance of a stored row, as a request the instance owns: built
+ * on the stack, then packed and unpacked so that every part is malloc'd. */
+static int create_of_row(const sst_instance *row, Moonpen__V1__Request **out)
+{
+	Moonpen__V1__CreateInstance__LabelsEntry *ents = NULL, **ptrs = NULL;
+	Moonpen__V1__CreateInstance c = MOONPEN__V1__CREATE_INSTANCE__INIT;
+	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
+	ProtobufCMessage *m = NULL;
+	uint8_t *buf = NULL;
+	size_t i, len;
+	int r = -ENOMEM;
+
+	ents = calloc(row->n_labels + 1, sizeof *ents);
+	ptrs = calloc(row->n_labels + 1, sizeof *ptrs);
+	if (ents == NULL || ptrs == NULL)
+		goto out;
+	for (i = 0; i < row->n_labels; i++) {
+		moonpen__v1__create_instance__labels_entry__init(&ents[i]);
+		ents[i].key = (char *)row->labels[i].key;
+		ents[i].value = (char *)row->labels[i].value;
+		ptrs[i] = &ents[i];
+	}
+	c.instance_id = (char *)row->id;
+	c.pack_id = (char *)row->pack_id;
+	c.pack_version = (char *)row->pack_version;
+	c.seed = row->seed;
+	c.tick_ms = row->tick_ms;
+	c.n_labels = row->n_labels;
+	c.labels = ptrs;
+	q.op_case = MOONPEN__V1__REQUEST__OP_CREATE;
+	q.create = &c;
+	len = protobuf_c_message_get_packed_size(&q.base);
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		goto out;
+	protobuf_c_message_pack(&q.base, buf);
+	r = wire_unpack(&moonpen__v1__request__descriptor, buf, len, SIZE_MAX, &m);
+	if (r == 0)
+		*out = (Moonpen__V1__Request *)m;
+out:
+	free(buf);
+	free(ptrs);
+	free(ents);
+	return r;
+}
+
+/* Inputs the instance had applied when the snapshot blob was taken (its
+ * header); 0 when it does not decode (ilog_snap_add refuses it then). */
+static uint64_t snap_inputs(const uint8_t *blob, size_t len)
+{
+	ProtobufCMessage *m = NULL;
+	uint64_t n;
+
+	if (wire_unpack(&moonpen__worker__v1__snapshot__descriptor, blob, len,
+			MP_SNAPSHOT_MAX_BYTES, &m) < 0)
+		return 0;
+	n = ((Moonpen__Worker__V1__Snapshot *)m)->inputs;
+	protobuf_c_message_free_unpacked(m, NULL);
+	return n;
+}
+
+/* Fills the instance's log from the loaded rows. 0, -ENOMEM, or -EBADMSG
+ * with why filled (a snapshot that is not this instance's). */
+static int fill_log(struct inst *in, const sst_loaded *l, char *why, size_t whylen)
+{
+	const sup_config *c = &in->is->s->cfg;
+	size_t i;
+	int r = 0;
+
+	if (l->snap) {
+		r = ilog_snap_add(&in->ilog, l->snap->blob, l->snap->len, in->id,
+				  snap_inputs(l->snap->blob, l->snap->len), c->keep_snapshots, why,
+				  whylen);
+		in->inputs = r == 0 ? ilog_snap_newest(&in->ilog)->input : 0;
+		in->tick = l->snap->tick;
+		memcpy(in->hash, l->snap->hash, sizeof in->hash);
+	}
+	for (i = 0; r == 0 && i < l->n_inputs; i++)
+		r = ilog_append_raw(&in->ilog, l->inputs[i].data, l->inputs[i].len);
+	in->replay_n = l->n_inputs;
+	in->logged = (l->snap ? l->snap->input : 0) + l->n_inputs;
+	for (i = 0; i < l->n_dead; i++) {
+		const sst_dead_letter *d = &l->dead[i];
+		ilog_dead dl = {.input = d->input, .tick = d->tick, .code = (st_code)d->code};
+		snprintf(dl.kind, sizeof dl.kind, "%s", d->kind);
+		snprintf(dl.name, sizeof dl.name, "%.127s", d->name);
+		snprintf(dl.message, sizeof dl.message, "%.255s", d->message);
+		ilog_dead_add(&in->ilog, &dl);
+	}
+	return r;
+}
+
+/* The pack of a row: its version, or (to hold a quarantined instance whose
+ * version is gone) the newest of its id, with the reason in why. */
+static const pack *row_pack(const sup_packs *ps, const sst_instance *row, char *why, size_t len)
+{
+	const pack *pk = sup_packs_find(ps, row->pack_id, row->pack_version, NULL);
+
+	if (pk != NULL)
+		return pk;
+	snprintf(why, len, "pack %s %s is no longer installed", row->pack_id, row->pack_version);
+	return sup_packs_find(ps, row->pack_id, NULL, NULL);
+}
+
+/* The instance of one stored row, in the table, its thread started. */
+static int restore_one(struct restore_ctx *x, const sst_loaded *l)
+{
+	const sst_instance *row = &l->inst;
+	Moonpen__V1__Request *req = NULL;
+	char why[300] = "";
+	const pack *pk = row_pack(x->is->s->packs, row, why, sizeof why);
+	struct inst *in;
+	int r;
+
+	if (pk == NULL) {
+		log_error("instance %s not restored: %s (kept in the store)", row->id, why);
+		x->skipped++;
+		return 0;
+	}
+	if ((r = create_of_row(row, &req)) < 0)
+		return r;
+	if ((in = inst_alloc(x->is, req, pk)) == NULL) {
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+		return -ENOMEM;
+	}
+	in->restarted = 1;
+	r = fill_log(in, l, why[0] ? why + strlen(why) : why, sizeof why - strlen(why));
+	if (r == -ENOMEM)
+		goto fail;
+	if (row->status == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED && !why[0])
+		snprintf(why, sizeof why, "%s", row->reason[0] ? row->reason : "quarantined");
+	if (why[0]) {
+		inst_quarantine(in, why);
+		x->quarantined++;
+	} else {
+		x->running++;
+	}
+	if ((r = inst_adopt(x->is, in)) == 0)
+		return 0;
+fail:
+	snprintf(x->err, x->errlen, "instance '%s': %s", row->id,
+		 r == -ENOMEM ? "out of memory" : strerror(-r));
+	inst_discard(in);
+	return r;
+}
+
+static int restore_visit(void *ud, const sst_loaded *l)
+{
+	return restore_one(ud, l);
+}
+
+int sup_insts_restore_all(sup_insts *is, sst *st, char *err, size_t errlen)
+{
+	struct restore_ctx x = {.is = is, .err = err, .errlen = errlen};
+	int r;
+
+	err[0] = '\0';
+	r = sst_load(st, restore_visit, &x, err, errlen);
+	if (r < 0 && err[0] == '\0')
+		snprintf(err, errlen, "%s", strerror(-r));
+	if (r == 0 && x.running + x.quarantined + x.skipped > 0)
+		log_info("store: %u instances restored (%u booting, %u quarantined, %u skipped)",
+			 x.running + x.quarantined, x.running, x.quarantined, x.skipped);
+	return r;
+}
+
+/* ---- the first boot of a restarted instance (its own thread) ------------------------------- */
+
+/* Tells the worker to drop the input whose query was pending when moonpend
+ * stopped, and takes it (and its answers) out of the log and the store. */
+static int drop_pending(struct inst *in, size_t from, char *err, size_t errlen)
+{
+	Moonpen__Worker__V1__ToWorker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
+	Moonpen__Worker__V1__Abort ab = MOONPEN__WORKER__V1__ABORT__INIT;
+	Moonpen__Worker__V1__FromWorker *fw = NULL;
+	int r;
+
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_ABORT;
+	tw.abort = &ab;
+	r = inst_worker_rpc(in, &tw, inst_hard_ms(in, 1), &fw);
+	if (r == 0 && fw->status->code != MOONPEN__V1__STATUS__CODE__OK)
+		r = -EPROTO;
+	if (fw)
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "worker did not abort the pending input: %s",
+			 r == -EPROTO ? "refused" : in->death);
+		return r;
+	}
+	log_info("instance %s: input %zu waited on a query when moonpend stopped: discarded",
+		 in->id, from);
+	inst_log_truncate(in, in->ilog.n - from);
+	return 0;
+}
+
+/* Replays one entry; *pending set when the worker waits on a query. */
+static int replay_entry(struct inst *in, size_t i, int *pending, char *err, size_t errlen)
+{
+	Moonpen__Worker__V1__FromWorker *fw = NULL;
+	Moonpen__Worker__V1__ToWorker *tw = NULL;
+	uint32_t scale = 1;
+	int r = ilog_get(&in->ilog, i, &tw);
+
+	if (r < 0) {
+		snprintf(err, errlen, "stored input %zu does not decode", i);
+		return r;
+	}
+	if (tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK && tw->tick->count > 1)
+		scale = tw->tick->count;
+	r = inst_worker_rpc(in, tw, inst_hard_ms(in, scale), &fw);
+	protobuf_c_message_free_unpacked(&tw->base, NULL);
+	if (r < 0) {
+		snprintf(err, errlen, "worker died replaying stored input %zu: %s", i, in->death);
+		return r;
+	}
+	*pending = fw->status->code == MOONPEN__V1__STATUS__CODE__PENDING;
+	if (fw->status->code == MOONPEN__V1__STATUS__CODE__OK)
+		inst_note_result(in, fw->result, 1);
+	else if (!*pending)
+		r = -EPROTO;
+	if (r < 0)
+		snprintf(err, errlen, "replay of stored input %zu failed: %.200s", i,
+			 fw->status->message);
+	protobuf_c_message_free_unpacked(&fw->base, NULL);
+	return r;
+}
+
+/* Replays the loaded entries (the log's last replay_n); an input still
+ * waiting on a query at the end is dropped. */
+static int replay_loaded(struct inst *in, char *err, size_t errlen)
+{
+	size_t i, start = in->ilog.n - in->replay_n, pend = SIZE_MAX;
+	int r = 0, pending = 0;
+
+	for (i = start; r == 0 && i < in->ilog.n; i++) {
+		Moonpen__Worker__V1__ToWorker *tw = NULL;
+		int is_answer = 0;
+		if (ilog_get(&in->ilog, i, &tw) == 0) {
+			is_answer = tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT;
+			protobuf_c_message_free_unpacked(&tw->base, NULL);
+		}
+		r = replay_entry(in, i, &pending, err, errlen);
+		if (pending && !is_answer)
+			pend = i;
+		if (!pending)
+			pend = SIZE_MAX;
+	}
+	if (r == 0 && pend != SIZE_MAX)
+		r = drop_pending(in, pend, err, errlen);
+	return r;
+}
+
+/* Boots the worker with the stored snapshot and checks its answer against it. */
+static int boot_checked(struct inst *in, char *err, size_t errlen)
+{
+	const ilog_snap *sn = ilog_snap_newest(&in->ilog);
+	Moonpen__Worker__V1__FromWorker *fw = NULL;
+	const Moonpen__V1__Result *res;
+	int r;
+
+	if ((r = inst_join_pool(in, err, errlen)) < 0 || (r = inst_boot(in, &fw, err, errlen)) < 0)
+		return r;
+	res = fw->result;
+	if (fw->status->code != MOONPEN__V1__STATUS__CODE__OK) {
+		snprintf(err, errlen, "init failed on restart: %.200s", fw->status->message);
+		r = -EPROTO;
+	} else if (sn && (res == NULL || res->tick != sn->tick || res->state_hash.len != 32 ||
+			  memcmp(res->state_hash.data, sn->hash, 32) != 0)) {
+		snprintf(err, errlen, "the worker's state after restoring the stored snapshot "
+				      "(tick %" PRIu64 ") differs from it",
+			 sn->tick);
+		r = -EPROTO;
+	}
+	if (r == 0)
+		inst_note_result(in, res, 0);
+	protobuf_c_message_free_unpacked(&fw->base, NULL);
+	return r;
+}
+
+int inst_restart_boot(struct inst *in)
+{
+	char err[512] = "";
+	int quarantined;
+
+	pthread_mutex_lock(&in->mu);
+	quarantined = in->state == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED;
+	pthread_mutex_unlock(&in->mu);
+	if (quarantined)
+		return 1; /* stays without a worker: answers QUARANTINED, can be closed */
+	if (boot_checked(in, err, sizeof err) < 0 || replay_loaded(in, err, sizeof err) < 0) {
+		inst_quarantine(in, err);
+		return 1;
+	}
+	pthread_mutex_lock(&in->mu);
+	in->state = MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING;
+	pthread_mutex_unlock(&in->mu);
+	log_debug("instance %s restarted in worker %d (%zu stored inputs replayed)", in->id,
+		  in->pid, in->replay_n);
+	return 1;
+}
