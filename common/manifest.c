@@ -13,7 +13,9 @@
  *   engine        "lua"                                         required
  *   entry         pack-relative path of a .lua file             required
  *   apis          array of identifiers, no duplicates           optional
- *   triggers      array of {id, event, condition?, action, throttle_ms?}
+ *   triggers      array of {id, event, condition?, action, throttle_ms? | debounce_ms?}
+ *   timers        array of {id, fn, every_ms | after_ms, args?} (MF_MAX_TIMERS,
+ *                 manifest.h); args plain JSON data, bounded in count, depth, size
  *   limits        {memory_mb 1..4096, deadline_ms 1..60000, instructions >= 0}
  *   tick_ms       1..60000 (default tick length)
  *   compat        array of strings ("1.x")
@@ -36,6 +38,7 @@
 
 #include "common/diag.h"
 #include "common/manifest.h"
+#include "common/val_json.h"
 
 #define MF_MAX_APIS 64
 #define MF_MAX_TRIGGERS 256
@@ -44,10 +47,10 @@
 static const char *const mf_fields[] = {
     "id",	   "version", "engine",	 "entry",	 "apis",	 "triggers",
     "limits",	   "tick_ms", "compat",	 "min_protocol", "player_field", "rate_limits",
-    "description", "author",  "license", "isolation",	 NULL,
+    "description", "author",  "license", "isolation",	 "timers",	 NULL,
 };
 static const char *const trig_fields[] = {
-    "id", "event", "condition", "action", "throttle_ms", NULL,
+    "id", "event", "condition", "action", "throttle_ms", "debounce_ms", NULL,
 };
 static const char *const limit_fields[] = {
     "memory_mb",
@@ -270,6 +273,24 @@ static int parse_apis(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	return 0;
 }
 
+/* "debounce_ms": 0..2^32-1 (0: off); refused next to "throttle_ms". */
+static int parse_debounce(json_t *t, const char *where, mf_trigger *tr, char *err, size_t errlen)
+{
+	uint64_t deb = 0;
+	int r;
+
+	if (json_object_get(t, "debounce_ms") == NULL)
+		return 0;
+	if (json_object_get(t, "throttle_ms") != NULL)
+		return diag_fail(err, errlen,
+				 "field '%sdebounce_ms': a trigger has throttle_ms or debounce_ms, "
+				 "not both (choose one)",
+				 where);
+	r = get_uint(t, "debounce_ms", where, 0, UINT32_MAX, &deb, err, errlen);
+	tr->debounce_ms = (uint32_t)deb;
+	return r;
+}
+
 static int parse_trigger(json_t *t, size_t idx, mf_trigger *tr, char *err, size_t errlen)
 {
 	char where[32];
@@ -302,6 +323,8 @@ static int parse_trigger(json_t *t, size_t idx, mf_trigger *tr, char *err, size_
 	if (r == 0)
 		r = get_uint(t, "throttle_ms", where, 0, UINT32_MAX, &thr, err, errlen);
 	tr->throttle_ms = (uint32_t)thr;
+	if (r == 0)
+		r = parse_debounce(t, where, tr, err, errlen);
 	return r;
 }
 
@@ -334,6 +357,135 @@ static int parse_triggers(json_t *root, mf_manifest *m, char *err, size_t errlen
 				return diag_fail(err, errlen,
 						 "field 'triggers[%zu].id': \"%s\" is used twice",
 						 i + 1, m->triggers[i].id);
+	}
+	return 0;
+}
+
+/* ---- timers (started by worker/engine.c at creation) ------------------------- */
+
+static int is_lua_name(const char *s)
+{
+	static const char *const kw[] = {"and",	  "break", "do",       "else",	"elseif", "end",
+					 "false", "for",   "function", "goto",	"if",	  "in",
+					 "local", "nil",   "not",      "or",	"repeat", "return",
+					 "then",  "true",  "until",    "while", NULL};
+
+	if (!is_ident(s))
+		return 0;
+	return !known(kw, s);
+}
+
+/* args: an array of at most MF_MAX_TIMER_ARGS plain values, each nested at
+ * most MF_TIMER_ARGS_DEPTH deep, MF_TIMER_ARGS_BYTES encoded in all. */
+static int parse_timer_args(json_t *a, const char *where, mf_timer *tm, char *err, size_t errlen)
+{
+	size_t i, bytes = 0;
+	char why[200];
+	json_t *v;
+	int r;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a))
+		return diag_fail(err, errlen, "field '%sargs': expected an array", where);
+	if (json_array_size(a) > MF_MAX_TIMER_ARGS)
+		return diag_fail(err, errlen, "field '%sargs': more than %d arguments", where,
+				 MF_MAX_TIMER_ARGS);
+	tm->args = calloc(json_array_size(a) + 1, sizeof(*tm->args));
+	if (tm->args == NULL)
+		return -ENOMEM;
+	json_array_foreach(a, i, v)
+	{
+		r = vjson_from_json(v, MF_TIMER_ARGS_DEPTH, &tm->args[i], why, sizeof(why));
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return diag_fail(err, errlen, "field '%sargs[%zu]': %s", where, i + 1, why);
+		tm->nargs = i + 1;
+		bytes += protobuf_c_message_get_packed_size(&tm->args[i]->base);
+		if (bytes > MF_TIMER_ARGS_BYTES)
+			return diag_fail(err, errlen, "field '%sargs': more than %d bytes encoded",
+					 where, MF_TIMER_ARGS_BYTES);
+	}
+	return 0;
+}
+
+/* Exactly one of every_ms / after_ms, 1..MF_MAX_TIMER_MS. */
+static int parse_timer_period(json_t *t, const char *where, mf_timer *tm, char *err, size_t errlen)
+{
+	int every = json_object_get(t, "every_ms") != NULL;
+	int after = json_object_get(t, "after_ms") != NULL;
+	uint64_t ms = 0;
+	int r;
+
+	if (every == after)
+		return diag_fail(err, errlen,
+				 "field '%.*s': expected exactly one of 'every_ms' and 'after_ms'",
+				 (int)strlen(where) - 1, where);
+	r = get_uint(t, every ? "every_ms" : "after_ms", where, 1, MF_MAX_TIMER_MS, &ms, err,
+		     errlen);
+	tm->ms = (uint32_t)ms;
+	tm->every = every;
+	return r;
+}
+
+static int parse_timer(json_t *t, size_t idx, mf_timer *tm, char *err, size_t errlen)
+{
+	static const char *const fields[] = {"id", "fn", "every_ms", "after_ms", "args", NULL};
+	char where[32];
+	int r;
+
+	snprintf(where, sizeof(where), "timers[%zu].", idx + 1);
+	if (!json_is_object(t))
+		return diag_fail(err, errlen, "field 'timers[%zu]': expected an object", idx + 1);
+	r = check_fields(t, fields, where, err, errlen);
+	if (r == 0)
+		r = get_str(t, "id", where, 1, &tm->id, err, errlen);
+	if (r == 0 && !is_trigger_id(tm->id))
+		r = diag_fail(err, errlen,
+			      "field '%sid': expected 1-64 of [A-Za-z0-9._:-], got \"%s\"", where,
+			      tm->id);
+	if (r == 0)
+		r = get_str(t, "fn", where, 1, &tm->fn, err, errlen);
+	if (r == 0 && !is_lua_name(tm->fn))
+		r = diag_fail(err, errlen,
+			      "field '%sfn': expected the name of a global function, got \"%s\"",
+			      where, tm->fn);
+	if (r == 0)
+		r = parse_timer_period(t, where, tm, err, errlen);
+	if (r == 0)
+		r = parse_timer_args(json_object_get(t, "args"), where, tm, err, errlen);
+	return r;
+}
+
+static int parse_timers(json_t *root, mf_manifest *m, char *err, size_t errlen)
+{
+	json_t *a = json_object_get(root, "timers");
+	size_t i;
+	json_t *v;
+	int r;
+
+	if (a == NULL)
+		return 0;
+	if (!json_is_array(a))
+		return diag_fail(err, errlen, "field 'timers': expected an array");
+	if (json_array_size(a) > MF_MAX_TIMERS)
+		return diag_fail(err, errlen, "field 'timers': more than %d entries",
+				 MF_MAX_TIMERS);
+	m->timers = calloc(json_array_size(a) + 1, sizeof(*m->timers));
+	if (m->timers == NULL)
+		return -ENOMEM;
+	json_array_foreach(a, i, v)
+	{
+		m->n_timers = i + 1;
+		r = parse_timer(v, i, &m->timers[i], err, errlen);
+		if (r < 0)
+			return r;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(m->timers[j].id, m->timers[i].id) == 0)
+				return diag_fail(err, errlen,
+						 "field 'timers[%zu].id': \"%s\" is used twice",
+						 i + 1, m->timers[i].id);
 	}
 	return 0;
 }
@@ -526,6 +678,8 @@ static int parse_root(json_t *root, mf_manifest *m, char *err, size_t errlen)
 	if (r == 0)
 		r = parse_triggers(root, m, err, errlen);
 	if (r == 0)
+		r = parse_timers(root, m, err, errlen);
+	if (r == 0)
 		r = parse_rate_limits(root, m, err, errlen);
 	if (r == 0)
 		r = parse_isolation(root, m, err, errlen);
@@ -602,6 +756,14 @@ void mf_free(mf_manifest *m)
 		free(m->triggers[i].action);
 	}
 	free(m->triggers);
+	for (size_t i = 0; i < m->n_timers; i++) {
+		free(m->timers[i].id);
+		free(m->timers[i].fn);
+		for (size_t j = 0; j < m->timers[i].nargs; j++)
+			val_free(m->timers[i].args[j]);
+		free(m->timers[i].args);
+	}
+	free(m->timers);
 	free(m->player_field);
 	free(m);
 }

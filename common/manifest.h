@@ -9,6 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/val.h"
+
+/* Bounds of the manifest's "timers" (docs/script-api.md section 8). */
+#define MF_MAX_TIMERS 64	  /* entries of "timers" */
+#define MF_MAX_TIMER_ARGS 16	  /* "args" of one timer */
+#define MF_TIMER_ARGS_DEPTH 8	  /* tables nested in one argument */
+#define MF_TIMER_ARGS_BYTES 4096  /* encoded size of one timer's args */
+#define MF_MAX_TIMER_MS 86400000u /* every_ms / after_ms: at most one day */
+
 /* A token bucket (manifest "rate_limits"); per_second 0 means no limit. */
 typedef struct mf_rate {
 	uint32_t per_second; /* tokens added per second, 1..1000000 */
@@ -21,8 +30,20 @@ typedef struct mf_trigger {
 	char *condition; /* Lua expression, or NULL (always) */
 	char *action;	 /* Lua snippet, or the name of a global function */
 	uint32_t throttle_ms;
-	mf_rate rate; /* rate_limits.triggers.<id> */
+	uint32_t debounce_ms; /* 0: fires at once; never both throttle_ms and debounce_ms */
+	mf_rate rate;	      /* rate_limits.triggers.<id> */
 } mf_trigger;
+
+/* A declarative timer ("timers"): started at creation, before on_init, in
+ * manifest order, so the i-th one (from 0) has timer id i + 1. */
+typedef struct mf_timer {
+	char *id;     /* unique among the timers: what timer.id(name) looks up */
+	char *fn;     /* name of a global function */
+	uint32_t ms;  /* every_ms or after_ms, 1..MF_MAX_TIMER_MS */
+	int every;    /* 1: every_ms (re-armed), 0: after_ms (once) */
+	val_t **args; /* plain data, deep-copied into the timer */
+	size_t nargs;
+} mf_timer;
 
 typedef struct mf_manifest {
 	char *id;      /* [a-z0-9][a-z0-9._-]{0,63} */
@@ -33,6 +54,8 @@ typedef struct mf_manifest {
 	size_t n_apis;
 	mf_trigger *triggers;
 	size_t n_triggers;
+	mf_timer *timers;
+	size_t n_timers;
 	uint64_t mem_bytes;    /* limits.memory_mb * 2^20; 0 = supervisor default */
 	uint32_t deadline_ms;  /* limits.deadline_ms; 0 = default */
 	uint64_t instructions; /* limits.instructions; 0 = no instruction budget */

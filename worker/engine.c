@@ -13,8 +13,14 @@
  *
  * Who runs what (the trigger_id of effects):
  *   on_init(ctx) "on_init" | on_close(ctx) "on_close" | Call "call:<fn>" |
- *   ev.on handlers "ev:<pattern>" | timers "timer:<fn>" | manifest triggers
- *   their id.
+ *   ev.on handlers "ev:<pattern>" | timers "timer:<fn>" (manifest timers
+ *   too) | manifest triggers their id (debounced firings too).
+ *
+ * Manifest timers start in the init input, before on_init, in manifest order
+ * (ids 1..n, see timer.id); a restore takes them from the snapshot instead.
+ * A debounced trigger (debounce_ms) keeps one pending firing (eng_pend): each
+ * matching event replaces it and pushes its due tick back; a Tick fires it,
+ * after that tick's timers, with the last event's name and payload.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -43,11 +49,20 @@
 #define ENG_MAX_RETURNS 64
 #define ENG_MAX_MSG 4096 /* bytes of an error message kept */
 
+/* A debounced firing waiting for its quiet period. */
+typedef struct eng_pend {
+	uint64_t due; /* the tick it fires at */
+	char *event;  /* the last matching event's name and payload (NULL: nil) */
+	val_t *payload;
+} eng_pend;
+
 typedef struct eng_trigger {
-	const mf_trigger *t; /* borrowed from the manifest */
-	int cond_ref;	     /* compiled condition, or LUA_NOREF (always) */
-	int act_ref;	     /* compiled snippet, or LUA_NOREF (a global function name) */
-	int64_t last, saved; /* tick of the last firing, -1: never */
+	const mf_trigger *t;  /* borrowed from the manifest */
+	int cond_ref;	      /* compiled condition, or LUA_NOREF (always) */
+	int act_ref;	      /* compiled snippet, or LUA_NOREF (a global function name) */
+	int64_t last, saved;  /* tick of the last firing, -1: never */
+	eng_pend *pend;	      /* pending debounced firing, or NULL */
+	eng_pend *saved_pend; /* pend when the input began (rollback) */
 } eng_trigger;
 
 typedef struct eng_file {
@@ -94,6 +109,7 @@ struct eng {
 	mrn_rng rng;
 	eng_trigger *trig;
 	size_t n_trig;
+	char **timer_names; /* the manifest timers' ids, for timer.id (borrowed strings) */
 	eng_file *files;
 	size_t n_files;
 	char *instance_id, *pack_id, *pack_version;
@@ -204,27 +220,116 @@ static void begin_event(eng *e, const char *name, const val_t *payload, unsigned
 	mev_set_depth(e->bus, depth);
 }
 
-/* Pushes a trigger's action and its arguments; returns the number of results. */
-static int action_call(eng *e, lua_State *L, eng_trigger *tr, int *nargs)
+/* Pushes a trigger's action and its arguments (the event's name and payload);
+ * returns the number of results. */
+static int action_call(eng *e, lua_State *L, eng_trigger *tr, const char *name,
+		       const val_t *payload, int *nargs)
 {
-	eng_cursor *c = &e->run;
-
 	tr->last = (int64_t)e->ctx.tick;
 	e->ctx.trigger_id = tr->t->id;
-	c->last = C_ACTION;
+	e->run.last = C_ACTION;
 	if (tr->act_ref != LUA_NOREF) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, tr->act_ref);
-		push_value(e, L, c->ev_payload, 1, "event payload");
-		lua_pushstring(L, c->ev_name);
+		push_value(e, L, payload, 1, "event payload");
+		lua_pushstring(L, name);
 		*nargs = 2;
 		return 0;
 	}
 	if (!push_global_fn(L, tr->t->action))
 		luaL_error(L, "trigger '%s': '%s' is not a global function", tr->t->id,
 			   tr->t->action);
-	push_value(e, L, c->ev_payload, 1, "event payload");
+	push_value(e, L, payload, 1, "event payload");
 	*nargs = 1;
 	return 0;
+}
+
+/* ---- debounce: one pending firing per trigger, journaled by pointer ---------------- */
+
+static void pend_free(eng_pend *p)
+{
+	if (p == NULL)
+		return;
+	free(p->event);
+	val_free(p->payload);
+	free(p);
+}
+
+/* Replaces tr's pending firing; the one the input began with is kept for a
+ * rollback (end_input frees whichever loses). */
+static void pend_set(eng_trigger *tr, eng_pend *p)
+{
+	if (tr->pend != tr->saved_pend)
+		pend_free(tr->pend);
+	tr->pend = p;
+}
+
+/* A matching event of a debounced trigger: (re)arms its firing at tick +
+ * debounce_ms in ticks (rounded up, at least 1) with this event's name and
+ * payload. May raise (memory). */
+static void debounce_arm(eng *e, lua_State *L, eng_trigger *tr)
+{
+	const eng_cursor *c = &e->run;
+	eng_pend *p = calloc(1, sizeof(*p));
+
+	if (p != NULL && (p->event = strdup(c->ev_name)) != NULL &&
+	    (c->ev_payload == NULL || (p->payload = val_copy(c->ev_payload)) != NULL)) {
+		p->due = e->ctx.tick +
+			 ((uint64_t)tr->t->debounce_ms + e->ctx.tick_ms - 1) / e->ctx.tick_ms;
+		pend_set(tr, p);
+		return;
+	}
+	pend_free(p);
+	sbx_nomem(L, "trigger '%s': debounce", tr->t->id);
+}
+
+/* The pending firing first in (due, manifest order) with due <= tick, or NULL. */
+static eng_trigger *debounce_due(eng *e, uint64_t tick)
+{
+	eng_trigger *best = NULL;
+
+	for (size_t i = 0; i < e->n_trig; i++) {
+		eng_pend *p = e->trig[i].pend;
+		if (p != NULL && p->due <= tick && (best == NULL || p->due < best->pend->due))
+			best = &e->trig[i];
+	}
+	return best;
+}
+
+static uint64_t debounce_next_tick(const eng *e)
+{
+	uint64_t m = UINT64_MAX;
+
+	for (size_t i = 0; i < e->n_trig; i++)
+		if (e->trig[i].pend != NULL && e->trig[i].pend->due < m)
+			m = e->trig[i].pend->due;
+	return m;
+}
+
+/* Fires tr's pending firing: its action with the last event's name and payload. */
+static int debounce_call(eng *e, lua_State *L, eng_trigger *tr, int *nargs)
+{
+	int r = action_call(e, L, tr, tr->pend->event, tr->pend->payload, nargs);
+
+	pend_set(tr, NULL); /* pushed: the Lua copies are what the action sees */
+	return r;
+}
+
+static void pend_begin(eng_trigger *tr)
+{
+	tr->saved_pend = tr->pend;
+}
+
+static void pend_end(eng_trigger *tr, int ok)
+{
+	if (tr->pend == tr->saved_pend)
+		return;
+	if (ok) {
+		pend_free(tr->saved_pend);
+		tr->saved_pend = tr->pend;
+	} else {
+		pend_free(tr->pend);
+		tr->pend = tr->saved_pend;
+	}
 }
 
 /* The next manifest trigger call of the event being dispatched, or NO_CALL. */
@@ -253,7 +358,10 @@ static int trigger_next(eng *e, lua_State *L, int *nargs)
 		}
 		if (c->tphase == TP_FIRE) {
 			c->tphase = TP_NEXT;
-			return action_call(e, L, tr, nargs);
+			if (tr->t->debounce_ms == 0)
+				return action_call(e, L, tr, c->ev_name, c->ev_payload, nargs);
+			debounce_arm(e, L, tr); /* fires later, on a tick */
+			continue;
 		}
 		c->tphase = TP_CHECK;
 		c->ti++;
@@ -320,19 +428,25 @@ static int timer_call(eng *e, lua_State *L, const mtm_timer *t, int *nargs)
 	return 0;
 }
 
-/* Tick: tick += 1 (skipping ticks where nothing is due), then each due timer. */
+/* Tick: tick += 1 (skipping ticks where nothing is due), then each due timer,
+ * then each due debounced trigger. */
 static int tick_next(eng *e, lua_State *L, int *nargs)
 {
 	eng_cursor *c = &e->run;
 	const mtm_timer *t;
+	eng_trigger *tr;
 	uint64_t next;
 
 	for (;;) {
 		if (c->tick_started && (t = mtm_due(e->tm, e->ctx.tick)) != NULL)
 			return timer_call(e, L, t, nargs);
+		if (c->tick_started && (tr = debounce_due(e, e->ctx.tick)) != NULL)
+			return debounce_call(e, L, tr, nargs);
 		if (e->ctx.tick >= c->target)
 			return NO_CALL;
 		next = mtm_next_tick(e->tm);
+		if (debounce_next_tick(e) < next)
+			next = debounce_next_tick(e);
 		e->ctx.tick = next <= e->ctx.tick ? e->ctx.tick + 1
 			      : next < c->target  ? next
 						  : c->target;
@@ -355,6 +469,21 @@ static int call_root(eng *e, lua_State *L, int *nargs)
 	return LUA_MULTRET;
 }
 
+/* The manifest's timers, in manifest order (ids 1..n in a fresh instance):
+ * ms rounded up to whole ticks, at least 1. May raise (memory). */
+static void start_manifest_timers(eng *e, lua_State *L)
+{
+	for (size_t i = 0; i < e->mf->n_timers; i++) {
+		const mf_timer *mt = &e->mf->timers[i];
+		uint64_t ticks = ((uint64_t)mt->ms + e->ctx.tick_ms - 1) / e->ctx.tick_ms, id;
+		int r = mtm_start(e->tm, ticks ? ticks : 1, mt->every, mt->fn, mt->args, mt->nargs,
+				  &id);
+
+		if (r < 0)
+			sbx_nomem(L, "timer '%s'", mt->id);
+	}
+}
+
 /* The input's own calls; starts the root event dispatch of an event input. */
 static int root_next(eng *e, lua_State *L, int *nargs)
 {
@@ -373,6 +502,8 @@ static int root_next(eng *e, lua_State *L, int *nargs)
 	case IN_CALL:
 		return call_root(e, L, nargs);
 	default:
+		if (e->in.kind == IN_INIT)
+			start_manifest_timers(e, L);
 		if (!push_global_fn(L, fn))
 			return NO_CALL;
 		e->ctx.trigger_id = fn;
@@ -569,8 +700,10 @@ static void begin_input(eng *e)
 	mrn_begin(&e->rng);
 	mev_reset(e->bus);
 	hapi_effects_reset(&e->ctx);
-	for (size_t i = 0; i < e->n_trig; i++)
+	for (size_t i = 0; i < e->n_trig; i++) {
 		e->trig[i].saved = e->trig[i].last;
+		pend_begin(&e->trig[i]);
+	}
 	e->saved_tick = e->ctx.tick;
 	e->fail_code = 0;
 	e->ctx.trigger_id = NULL;
@@ -584,6 +717,8 @@ static void end_input(eng *e, int ok)
 {
 	mev_event_clear(&e->cur);
 	mev_reset(e->bus);
+	for (size_t i = 0; i < e->n_trig; i++)
+		pend_end(&e->trig[i], ok);
 	if (ok) {
 		mst_commit(e->st);
 		mtm_commit(e->tm);
@@ -1117,7 +1252,13 @@ void eng_free(eng *e)
 	mev_event_clear(&e->cur);
 	mlg_free(e->log);
 	hapi_effects_reset(&e->ctx);
+	for (size_t i = 0; i < e->n_trig; i++) {
+		if (e->trig[i].saved_pend != e->trig[i].pend)
+			pend_free(e->trig[i].saved_pend);
+		pend_free(e->trig[i].pend);
+	}
 	free(e->trig);
+	free(e->timer_names);
 	files_free(e);
 	for (size_t i = 0; i < e->n_labels; i++) {
 		free(e->label_keys[i]);
@@ -1301,7 +1442,7 @@ static int compile_triggers(eng *e, char *err, size_t errlen)
 		eng_trigger *tr = &e->trig[e->n_trig++];
 		const mf_trigger *t = &e->mf->triggers[i];
 
-		*tr = (eng_trigger){t, LUA_NOREF, LUA_NOREF, -1, -1};
+		*tr = (eng_trigger){t, LUA_NOREF, LUA_NOREF, -1, -1, NULL, NULL};
 		if (t->condition != NULL)
 			r = compile(e, t->id, "condition", "return (", t->condition, "\n)",
 				    &tr->cond_ref, err, errlen);
@@ -1316,6 +1457,57 @@ static int compile_triggers(eng *e, char *err, size_t errlen)
 			lua_pop(e->L, 1);
 	}
 	return r;
+}
+
+/* Every manifest timer names a global function once the chunk has run. */
+static int check_timers(eng *e, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < e->mf->n_timers; i++) {
+		const mf_timer *mt = &e->mf->timers[i];
+
+		if (!push_global_fn(e->L, mt->fn)) {
+			snprintf(err, errlen, "timer '%s': fn '%s' is not a global function",
+				 mt->id, mt->fn);
+			return -EINVAL;
+		}
+		lua_pop(e->L, 1);
+	}
+	return 0;
+}
+
+struct prep {
+	eng *e;
+	char *err;
+	size_t errlen;
+	int r;
+};
+
+/* Runs protected (a struct prep as argument 1). */
+static int prepare_p(lua_State *L)
+{
+	struct prep *p = lua_touserdata(L, 1);
+
+	lua_settop(L, 0);
+	p->r = compile_triggers(p->e, p->err, p->errlen);
+	if (p->r == 0)
+		p->r = check_timers(p->e, p->err, p->errlen);
+	return 0;
+}
+
+/* Compiles the triggers and checks the timers' functions in a protected call:
+ * luaL_ref and lua_pushstring raise when memory runs out. */
+static int prepare(eng *e, char *err, size_t errlen)
+{
+	struct prep p = {e, err, errlen, 0};
+
+	lua_pushcfunction(e->L, prepare_p);
+	lua_pushlightuserdata(e->L, &p);
+	if (lua_pcall(e->L, 1, 0, 0) != LUA_OK) {
+		lua_pop(e->L, 1);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return p.r;
 }
 
 /* ---- creation: steps ----------------------------------------------------------------- */
@@ -1364,6 +1556,18 @@ static int check_init(eng *e, const Moonpen__Worker__V1__Init *init, st_code *co
 	return r;
 }
 
+/* timer.id: the manifest timers' names, ids 1..n. */
+static int name_timers(eng *e)
+{
+	e->timer_names = calloc(e->mf->n_timers + 1, sizeof(*e->timer_names));
+	if (e->timer_names == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < e->mf->n_timers; i++)
+		e->timer_names[i] = e->mf->timers[i].id;
+	mtm_set_names(e->tm, e->timer_names, e->mf->n_timers);
+	return 0;
+}
+
 /* Builds the sandbox and installs the modules. */
 static int build(eng *e, const Moonpen__Worker__V1__Init *init, char *err, size_t errlen)
 {
@@ -1372,6 +1576,8 @@ static int build(eng *e, const Moonpen__Worker__V1__Init *init, char *err, size_
 
 	set_limits(e, init, &lim);
 	r = make_modules(e, init, &lim);
+	if (r == 0)
+		r = name_timers(e);
 	if (r == 0)
 		r = copy_files(e, init);
 	if (r == 0)
@@ -1419,7 +1625,7 @@ static int load_entry(eng *e, st_code *code, sbx_err *serr, char *err, size_t er
 		snprintf(err, errlen, "%s", serr->message ? serr->message : "error");
 		return -EINVAL;
 	}
-	r = compile_triggers(e, err, errlen);
+	r = prepare(e, err, errlen);
 	if (r == 0) {
 		sbx_freeze_globals(e->s);
 		e->ctx.phase = HAPI_RUNNING;
@@ -1461,6 +1667,11 @@ static void snap_fill(eng *e, snap_t *sn, Moonpen__Worker__V1__SnapTimer *tv,
 		moonpen__worker__v1__snap_throttle__init(&hv[i]);
 		hv[i].trigger_id = (char *)e->trig[i].t->id;
 		hv[i].last_tick = e->trig[i].last;
+		if (e->trig[i].pend != NULL) {
+			hv[i].pending_due = e->trig[i].pend->due;
+			hv[i].pending_event = e->trig[i].pend->event;
+			hv[i].pending_payload = e->trig[i].pend->payload;
+		}
 		hp[i] = &hv[i];
 	}
 	sn->n_throttles = e->n_trig;
@@ -1576,6 +1787,26 @@ static int import_timer(eng *e, const Moonpen__Worker__V1__SnapTimer *st)
 	return r;
 }
 
+/* A trigger's throttle stamp and pending debounced firing (checked by restore). */
+static int import_throttle(eng *e, const Moonpen__Worker__V1__SnapThrottle *st)
+{
+	eng_trigger *tr = trigger_find(e, st->trigger_id);
+	eng_pend *p;
+
+	tr->last = st->last_tick;
+	if (st->pending_due == 0)
+		return 0;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL || (p->event = strdup(st->pending_event)) == NULL ||
+	    (st->pending_payload != NULL && (p->payload = val_copy(st->pending_payload)) == NULL)) {
+		pend_free(p);
+		return -ENOMEM;
+	}
+	p->due = st->pending_due;
+	tr->pend = tr->saved_pend = p;
+	return 0;
+}
+
 /* Timers, RNG, throttles and counters, once the state checked out. */
 static int import_rest(eng *e, const snap_t *sn, char *err, size_t errlen)
 {
@@ -1593,8 +1824,12 @@ static int import_rest(eng *e, const snap_t *sn, char *err, size_t errlen)
 		snprintf(err, errlen, "snapshot: rng words are all zero");
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < sn->n_throttles; i++)
-		trigger_find(e, sn->throttles[i]->trigger_id)->last = sn->throttles[i]->last_tick;
+	for (size_t i = 0; i < sn->n_throttles && r == 0; i++)
+		r = import_throttle(e, sn->throttles[i]);
+	if (r < 0) {
+		snprintf(err, errlen, "snapshot: out of memory");
+		return r;
+	}
 	e->ctx.tick = sn->tick;
 	e->ctx.tick_ms = sn->tick_ms;
 	e->seed = sn->seed;
@@ -1609,14 +1844,24 @@ static int restore(eng *e, const snap_t *sn, char *err, size_t errlen)
 	uint8_t hash[32];
 	int r;
 
-	for (size_t i = 0; i < sn->n_throttles; i++)
-		if (trigger_find(e, sn->throttles[i]->trigger_id) == NULL) {
+	for (size_t i = 0; i < sn->n_throttles; i++) {
+		const eng_trigger *tr = trigger_find(e, sn->throttles[i]->trigger_id);
+
+		if (tr == NULL) {
 			snprintf(err, errlen,
 				 "snapshot throttles trigger '%s', which the manifest "
 				 "does not declare",
 				 sn->throttles[i]->trigger_id);
 			return -EINVAL;
 		}
+		if (sn->throttles[i]->pending_due != 0 && tr->t->debounce_ms == 0) {
+			snprintf(err, errlen,
+				 "snapshot holds a debounced firing of trigger '%s', which the "
+				 "manifest does not debounce",
+				 tr->t->id);
+			return -EINVAL;
+		}
+	}
 	r = mst_decode(e->st, sn->state.data, sn->state.len, e->ctx.max_depth + 1, err, errlen);
 	if (r < 0)
 		return r;

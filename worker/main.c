@@ -312,7 +312,7 @@ int main(int argc, char **argv)
 	/* 3. dial the channel the supervisor made for this worker */
 	if (dial(&w, url) < 0)
 		return 3;
-	/* 4. confine: no_new_privs, capabilities, seccomp (all threads) — before any
+	/* 4. confine: empty root, no_new_privs, capabilities, seccomp (all threads) — before any
 	 *    byte from the channel is read */
 	if (arg_flag(argc, argv, "--no-seccomp"))
 		log_warn(

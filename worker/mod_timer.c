@@ -35,6 +35,8 @@ struct mtm_set {
 	jentry *jr;
 	size_t jn, jcap;
 	int journaling;
+	char *const *names; /* manifest timers: names[i] has id i + 1 (borrowed) */
+	size_t n_names;
 };
 
 static void timer_free(mtm_timer *t)
@@ -206,6 +208,43 @@ void mtm_rollback(mtm_set *s)
 	}
 	s->journaling = 0;
 	s->next_id = s->saved_next_id;
+}
+
+/* ---- manifest timers ------------------------------------------------------------- */
+
+void mtm_set_names(mtm_set *s, char *const *names, size_t n)
+{
+	s->names = names;
+	s->n_names = n;
+}
+
+int mtm_start(mtm_set *s, uint64_t ticks, int every, const char *fn, val_t *const *args,
+	      size_t nargs, uint64_t *id)
+{
+	mtm_timer *t = calloc(1, sizeof(*t));
+	int r = 0;
+
+	if (t == NULL || (t->fn = strdup(fn)) == NULL ||
+	    (t->args = calloc(nargs + 1, sizeof(*t->args))) == NULL)
+		r = -ENOMEM;
+	for (; r == 0 && t->nargs < nargs; t->nargs++)
+		if ((t->args[t->nargs] = val_copy(args[t->nargs])) == NULL)
+			r = -ENOMEM;
+	if (r == 0 && s->n >= s->max)
+		r = -ENOSPC;
+	if (r == 0)
+		r = reserve(s);
+	if (r < 0) {
+		timer_free(t);
+		return r;
+	}
+	t->id = s->next_id++;
+	t->due = s->ctx->tick + ticks;
+	t->period = every ? ticks : 0;
+	s->ts[s->n++] = t;
+	journal(s, J_ADD, t->id, 0, NULL);
+	*id = t->id;
+	return 0;
 }
 
 /* ---- snapshots ------------------------------------------------------------------- */
@@ -398,6 +437,23 @@ static int l_cancel(lua_State *L)
 	return 1;
 }
 
+static int l_id(lua_State *L)
+{
+	mtm_set *s = self(L);
+	const char *name;
+
+	if (lua_type(L, 1) != LUA_TSTRING)
+		return luaL_error(L, "timer.id: argument #1 'name' expected string, got %s",
+				  luaL_typename(L, 1));
+	name = lua_tostring(L, 1);
+	for (size_t i = 0; i < s->n_names; i++)
+		if (strcmp(s->names[i], name) == 0) {
+			lua_pushinteger(L, (lua_Integer)(i + 1));
+			return 1;
+		}
+	return luaL_error(L, "timer.id: the manifest declares no timer '%s'", name);
+}
+
 /* ---- Lua: clock ------------------------------------------------------------------- */
 
 static int l_now(lua_State *L)
@@ -421,14 +477,12 @@ static int l_tick(lua_State *L)
 void mtm_install(lua_State *L, mtm_set *s)
 {
 	static const luaL_Reg tfns[] = {
-	    {"after", l_after},
-	    {"every", l_every},
-	    {"cancel", l_cancel},
-	    {NULL, NULL},
+	    {"after", l_after}, {"every", l_every}, {"cancel", l_cancel},
+	    {"id", l_id},	{NULL, NULL},
 	};
 	static const luaL_Reg cfns[] = {{"now", l_now}, {"tick", l_tick}, {NULL, NULL}};
 
-	lua_createtable(L, 0, 3);
+	lua_createtable(L, 0, 4);
 	lua_pushlightuserdata(L, s);
 	luaL_setfuncs(L, tfns, 1);
 	hapi_publish(L, "timer");

@@ -7,6 +7,8 @@
  *                              now (at least 1); returns an integer id
  *   timer.every(ms, fn, ...)   the same, re-armed every period after it fires
  *   timer.cancel(id)           true when a pending timer was removed
+ *   timer.id(name)             the id of the manifest timer `name` (raises for
+ *                              a name the manifest does not declare)
  *   clock.now()                tick * tick_ms: instance time in ms (integer)
  *   clock.tick()               the current tick
  * fn is a global function or the name of one: a closure is refused, because a
@@ -66,6 +68,18 @@ uint64_t mtm_next_tick(const mtm_set *s);
 int mtm_fire(mtm_set *s, uint64_t id) __attribute__((warn_unused_result));
 /* Number of pending timers. */
 size_t mtm_count(const mtm_set *s);
+
+/* ---- manifest timers ---- */
+
+/* Names the manifest's timers for timer.id: names[i] (borrowed, must outlive
+ * s) has id i + 1, because the engine starts them first (mtm_start) in a
+ * fresh set. */
+void mtm_set_names(mtm_set *s, char *const *names, size_t n);
+/* Starts a timer from C, as timer.every / timer.after would (journaled; due
+ * ticks from the current tick, period ticks when every): fn is not checked,
+ * args are deep-copied. 0 and *id, -ENOSPC (max_timers pending), -ENOMEM. */
+int mtm_start(mtm_set *s, uint64_t ticks, int every, const char *fn, val_t *const *args,
+	      size_t nargs, uint64_t *id) __attribute__((warn_unused_result));
 
 /* ---- snapshots ---- */
 

@@ -90,7 +90,31 @@ static int check_timer(const snap_t *s, size_t i, unsigned max_depth, char *err,
 	return 0;
 }
 
-static int check_throttles(const snap_t *s, char *err, size_t errlen)
+/* A debounced firing: due ahead of the tick, an event name, a plain payload. */
+static int check_pending(const snap_t *s, const Moonpen__Worker__V1__SnapThrottle *t,
+			 unsigned max_depth, char *err, size_t errlen)
+{
+	size_t n = t->pending_event != NULL ? strlen(t->pending_event) : 0;
+	char why[200];
+
+	if (t->pending_due == 0 && n == 0 && t->pending_payload == NULL)
+		return 0;
+	if (t->pending_due <= s->tick || t->pending_due - s->tick > SNAP_MAX_DUE_AHEAD || n == 0 ||
+	    n > 256) {
+		snprintf(err, errlen, "snapshot: trigger '%s': bad pending debounce",
+			 t->trigger_id);
+		return -EINVAL;
+	}
+	if (t->pending_payload != NULL &&
+	    val_check(t->pending_payload, max_depth, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "snapshot: trigger '%s': pending payload: %s", t->trigger_id,
+			 why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_throttles(const snap_t *s, unsigned max_depth, char *err, size_t errlen)
 {
 	if (s->n_throttles > SNAP_MAX_THROTTLES) {
 		snprintf(err, errlen, "snapshot: too many throttles");
@@ -111,6 +135,8 @@ static int check_throttles(const snap_t *s, char *err, size_t errlen)
 					 t->trigger_id);
 				return -EINVAL;
 			}
+		if (check_pending(s, t, max_depth, err, errlen) < 0)
+			return -EINVAL;
 	}
 	return 0;
 }
@@ -144,7 +170,7 @@ static int check(const snap_t *s, unsigned max_depth, char *err, size_t errlen)
 	for (size_t i = 0; r == 0 && i < s->n_timers; i++)
 		r = check_timer(s, i, max_depth, err, errlen);
 	if (r == 0)
-		r = check_throttles(s, err, errlen);
+		r = check_throttles(s, max_depth, err, errlen);
 	return r;
 }
 

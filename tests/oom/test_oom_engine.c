@@ -29,7 +29,7 @@ struct eng_ctx {
 	int runs;
 };
 
-static void setup(struct eng_ctx *c)
+static void setup_pack(struct eng_ctx *c, const char *dir)
 {
 	static char schema[8192];
 	char err[256];
@@ -39,8 +39,7 @@ static void setup(struct eng_ctx *c)
 	cr_assert_not_null(f, "run from the repository root");
 	n = fread(schema, 1, sizeof schema, f);
 	fclose(f);
-	cr_assert_eq(pack_load_dir("examples/packs/key-collection", &c->p, err, sizeof err), 0,
-		     "%s", err);
+	cr_assert_eq(pack_load_dir(dir, &c->p, err, sizeof err), 0, "%s", err);
 	moonpen__worker__v1__init__init(&c->init);
 	c->init.instance_id = "oom:1";
 	c->init.manifest_json.data = (uint8_t *)c->p->manifest_json;
@@ -54,6 +53,11 @@ static void setup(struct eng_ctx *c)
 	c->ev.instance_id = "oom:1";
 	c->ev.name = "OnPickup:key";
 	fm_spare("libjansson");
+}
+
+static void setup(struct eng_ctx *c)
+{
+	setup_pack(c, "examples/packs/key-collection");
 }
 
 static void out_free(eng_out *o)
@@ -125,6 +129,25 @@ Test(oom_engine, create_out_of_memory_from_the_nth_allocation_on)
 	struct eng_ctx c = {0};
 
 	setup(&c);
+	cr_assert_gt(fm_sweep(create, judge_create, &c, 200000, 1), 100);
+	pack_free(c.p);
+}
+
+/* dungeon-forest: manifest triggers with conditions, a manifest timer */
+Test(oom_engine, create_dungeon_forest_each_allocation_fails_once)
+{
+	struct eng_ctx c = {0};
+
+	setup_pack(&c, "examples/packs/dungeon-forest");
+	cr_assert_gt(fm_sweep(create, judge_create, &c, 200000, 0), 100);
+	pack_free(c.p);
+}
+
+Test(oom_engine, create_dungeon_forest_out_of_memory_from_the_nth_allocation_on)
+{
+	struct eng_ctx c = {0};
+
+	setup_pack(&c, "examples/packs/dungeon-forest");
 	cr_assert_gt(fm_sweep(create, judge_create, &c, 200000, 1), 100);
 	pack_free(c.p);
 }

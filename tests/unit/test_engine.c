@@ -29,6 +29,7 @@ typedef Moonpen__V1__Status__Code code_t;
 typedef struct spec {
 	const char *apis;     /* JSON array body, e.g. "\"ecs\",\"ui\"" */
 	const char *triggers; /* JSON array body or NULL */
+	const char *timers;   /* JSON array body or NULL (no "timers" field) */
 	const char *lua;
 	const char *schema; /* NULL: policy/host_api.json */
 	uint64_t seed;
@@ -40,16 +41,18 @@ static eng *create(const spec *sp, eng_out *out)
 	Moonpen__Worker__V1__Init init = MOONPEN__WORKER__V1__INIT__INIT;
 	Moonpen__Worker__V1__PackFile f = MOONPEN__WORKER__V1__PACK_FILE__INIT;
 	Moonpen__Worker__V1__PackFile *files[1] = {&f};
-	char manifest[4096];
+	char manifest[4096], timers[2048] = "";
 	size_t slen = 0;
 	char *schema = sp->schema ? strdup(sp->schema) : tf_slurp("policy/host_api.json", &slen);
 	eng *e = NULL;
 
+	if (sp->timers)
+		snprintf(timers, sizeof(timers), ",\"timers\":[%s]", sp->timers);
 	snprintf(manifest, sizeof(manifest),
 		 "{\"id\":\"t\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\","
-		 "\"apis\":[%s],\"triggers\":[%s]}",
+		 "\"apis\":[%s],\"triggers\":[%s]%s}",
 		 sp->apis ? sp->apis : "\"ecs\",\"ui\",\"music\",\"quest\"",
-		 sp->triggers ? sp->triggers : "");
+		 sp->triggers ? sp->triggers : "", timers);
 	if (sp->schema)
 		slen = strlen(schema);
 	init.instance_id = "inst-1";
@@ -1034,6 +1037,148 @@ Test(engine, timer_with_many_args)
 	call(e, "get", &o, 0);
 	expect_ok(&o);
 	cr_assert_eq(o.result->returns[0]->int_value, 465);
+	out_free(&o);
+	eng_free(e);
+}
+
+/* ---- manifest timers ------------------------------------------------------------ */
+
+static const char mtimer_json[] =
+    "{\"id\":\"waves\",\"every_ms\":120,\"fn\":\"wave\",\"args\":[\"w\",{\"n\":2}]},"
+    "{\"id\":\"once\",\"after_ms\":50,\"fn\":\"once\"},"
+    "{\"id\":\"late\",\"after_ms\":1000,\"fn\":\"once\",\"args\":[7]}";
+
+static const char mtimer_lua[] =
+    "function wave(tag, opts) ui.broadcast(tag .. opts.n .. '@' .. clock.tick()) end\n"
+    "function once(x) ui.broadcast('once ' .. tostring(x) .. '@' .. clock.tick()) end\n"
+    "function on_init(ctx)\n"
+    "  ui.broadcast('ids ' .. timer.id('waves') .. ' ' .. timer.id('once') .. ' ' ..\n"
+    "    timer.id('late') .. ' ' .. timer.after(50, 'once', 'own') .. ' ' ..\n"
+    "    tostring(timer.cancel(timer.id('late'))))\n"
+    "end\n"
+    "function stop() return timer.cancel(timer.id('waves')) end\n"
+    "function bad_id() return timer.id('nope') end\n";
+
+Test(engine, manifest_timers_start_before_on_init)
+{
+	spec sp = {.lua = mtimer_lua, .timers = mtimer_json, .seed = 1};
+	eng_out o = {0};
+	eng *e = create(&sp, &o);
+
+	cr_assert_not_null(e);
+	/* started in manifest order before on_init: ids 1..3, on_init's own is 4 */
+	expect_effects(&o, 1, "ui.broadcast(\"ids 1 2 3 4 true\") @on_init");
+	out_free(&o);
+	/* 120 ms at 50 ms a tick: 3 ticks (rounded up); 50 ms: 1 tick */
+	tick(e, 9, &o);
+	expect_effects(&o, 5, "ui.broadcast(\"once nil@1\") @timer:once",
+		       "ui.broadcast(\"once own@1\") @timer:once",
+		       "ui.broadcast(\"w2@3\") @timer:wave", "ui.broadcast(\"w2@6\") @timer:wave",
+		       "ui.broadcast(\"w2@9\") @timer:wave");
+	out_free(&o);
+	call(e, "stop", &o, 0);
+	expect_ok(&o);
+	cr_assert_eq(o.result->n_returns, 1);
+	cr_assert_eq(o.result->returns[0]->bool_value, 1);
+	out_free(&o);
+	tick(e, 30, &o); /* "late" (20 ticks) was cancelled in on_init */
+	expect_effects(&o, 0);
+	out_free(&o);
+	call(e, "bad_id", &o, 0);
+	expect_fail(&o, SCRIPT_ERROR, "timer.id: the manifest declares no timer 'nope'");
+	out_free(&o);
+	eng_free(e);
+}
+
+Test(engine, manifest_timer_fn_must_be_a_global_function)
+{
+	spec sp = {.lua = mtimer_lua,
+		   .timers = "{\"id\":\"t1\",\"every_ms\":100,\"fn\":\"wave\"},"
+			     "{\"id\":\"t2\",\"after_ms\":100,\"fn\":\"nope\"}"};
+	eng_out o = {0};
+
+	cr_assert_null(create(&sp, &o));
+	expect_fail(&o, BAD_PACK, "timer 't2': fn 'nope' is not a global function");
+	cr_assert_str_eq(o.status->message, "timer 't2': fn 'nope' is not a global function");
+	out_free(&o);
+}
+
+/* ---- debounce ------------------------------------------------------------------- */
+
+static const char deb_json[] =
+    "{\"id\":\"settle\",\"event\":\"Move:*\",\"condition\":\"ctx.ok ~= false\","
+    "\"action\":\"ui.broadcast(event .. ' ' .. ctx.n .. '@' .. clock.tick())\","
+    "\"debounce_ms\":120},"
+    "{\"id\":\"saved\",\"event\":\"Move:*\",\"action\":\"on_saved\",\"debounce_ms\":1},"
+    "{\"id\":\"boomer\",\"event\":\"Move:*\",\"condition\":\"ctx.boom\","
+    "\"action\":\"ev.emit('boom')\"}";
+
+static const char deb_lua[] =
+    "function on_saved(ctx) ui.tip('p', 'saved ' .. ctx.n .. '@' .. clock.tick()) end\n"
+    "ev.on('boom', function() error('late failure') end)\n";
+
+static val_t *move(int n, int ok, int boom)
+{
+	val_t *t = rec1("n", val_new_int(n));
+
+	if (!ok)
+		cr_assert_eq(val_table_set(t, str("ok"), val_new_bool(0)), 0);
+	if (boom)
+		cr_assert_eq(val_table_set(t, str("boom"), val_new_bool(1)), 0);
+	return t;
+}
+
+Test(engine, debounce_fires_once_after_the_quiet_period)
+{
+	spec sp = {.lua = deb_lua, .triggers = deb_json, .seed = 1};
+	eng *e = must_create(&sp);
+	eng_out o = {0};
+
+	/* a burst at tick 0: nothing fires yet; "settle" is due at 0 + 3 ticks */
+	ev(e, "Move:a", move(1, 1, 0), &o);
+	expect_effects(&o, 0);
+	out_free(&o);
+	ev(e, "Move:b", move(2, 1, 0), &o);
+	expect_effects(&o, 0);
+	out_free(&o);
+	ev(e, "Move:c", move(3, 0, 0), &o); /* settle's condition is false: not counted */
+	expect_effects(&o, 0);
+	out_free(&o);
+	/* tick 1: "saved" (1 ms = 1 tick) fires with the last payload (n = 3) */
+	tick(e, 2, &o);
+	expect_effects(&o, 1, "ui.tip(\"p\",\"saved 3@1\") @saved");
+	out_free(&o);
+	/* tick 2: a new event pushes settle back to 5 */
+	ev(e, "Move:d", move(4, 1, 0), &o);
+	expect_effects(&o, 0);
+	out_free(&o);
+	tick(e, 2, &o); /* ticks 3, 4 */
+	expect_effects(&o, 1, "ui.tip(\"p\",\"saved 4@3\") @saved");
+	out_free(&o);
+	tick(e, 1, &o); /* tick 5 */
+	expect_effects(&o, 1, "ui.broadcast(\"Move:d 4@5\") @settle");
+	out_free(&o);
+	tick(e, 10, &o); /* fired once */
+	expect_effects(&o, 0);
+	out_free(&o);
+	eng_free(e);
+}
+
+Test(engine, debounce_is_rolled_back_with_a_failed_input)
+{
+	spec sp = {.lua = deb_lua, .triggers = deb_json, .seed = 1};
+	eng *e = must_create(&sp);
+	eng_out o = {0};
+
+	ev(e, "Move:e", move(5, 1, 0), &o); /* tick 0: settle due 3, saved due 1 */
+	out_free(&o);
+	ev(e, "Move:x", move(9, 1, 1), &o); /* re-arms both, then fails: undone */
+	expect_fail(&o, SCRIPT_ERROR, "late failure");
+	out_free(&o);
+	tick(e, 3, &o); /* a Tick skips to the due ticks: 1, then 3 */
+	expect_effects(&o, 2, "ui.tip(\"p\",\"saved 5@1\") @saved",
+		       "ui.broadcast(\"Move:e 5@3\") @settle");
+	cr_assert_eq(o.result->tick, 3);
 	out_free(&o);
 	eng_free(e);
 }

@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 
+#include "common/manifest.h"
 #include "common/val.h"
 #include "worker/engine.h"
 #include "tests/support/files.h"
@@ -57,7 +58,7 @@ static eng *load_pack(const char *pack)
 	cr_assert_eq(eng_create(&init, &e, &o), 0);
 	cr_assert_eq(o.status->code, OK, "%s: %s", pack, o.status->message);
 	cr_assert_not_null(e);
-	cr_assert_eq(o.result->n_effects, 0); /* on_init only sets state and timers */
+	cr_assert_eq(o.result->n_effects, 0); /* on_init only sets state */
 	out_free(&o);
 	free(manifest);
 	free(lua);
@@ -179,6 +180,24 @@ Test(examples, dungeon_forest)
 	}
 	eng_free(e);
 	eng_free(b);
+}
+
+/* The wave timer is a manifest timer (started before on_init), not timer.every. */
+Test(examples, dungeon_forest_declares_its_wave_timer)
+{
+	size_t len;
+	char *json = tf_slurp("examples/packs/dungeon-forest/manifest.json", &len), err[256];
+	mf_manifest *m = NULL;
+
+	cr_assert_eq(mf_parse(json, len, &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m->n_timers, 1);
+	cr_assert_str_eq(m->timers[0].id, "waves");
+	cr_assert_str_eq(m->timers[0].fn, "spawn_wave");
+	cr_assert_eq(m->timers[0].every, 1);
+	cr_assert_eq(m->timers[0].ms, 5000);
+	cr_assert_eq(m->timers[0].nargs, 0);
+	mf_free(m);
+	free(json);
 }
 
 static const char *const key1[] = {"ui.broadcast(\"Keys: 1/3\") @key-pickup"};

@@ -2,7 +2,8 @@
  * test_ilog — an instance's recovery record (supervisor/ilog.c): the log keeps
  * packed inputs in order and drops its tail; a snapshot blob is checked before
  * it is kept, the newest `keep` are kept and the log is emptied; dead letters
- * keep the newest ILOG_MAX_DEAD. Also the manifest's "isolation" field, which
+ * keep the newest ILOG_MAX_DEAD; the log is kept since the oldest restore
+ * point (Rollback plans, trace starts, reset). Also the manifest's "isolation" field, which
  * picks per-instance or pooled workers.
  */
 #include <errno.h>
@@ -177,4 +178,123 @@ Test(manifest_isolation, instance_by_default_pool_on_request)
 	cr_expect(strstr(err, "field 'isolation'") != NULL, "%s", err);
 	cr_expect_eq(parse_isolation("1", &m, err, sizeof err), -EINVAL);
 	cr_expect(strstr(err, "isolation") != NULL, "%s", err);
+}
+
+/* ---- retention since the oldest restore point, outcomes, rollback (H3) ---- */
+
+/* A call "fN" logged and answered: its result tick is `after`. */
+static void input_done(ilog *l, int i, uint64_t before, uint64_t after)
+{
+	Moonpen__V1__Result res = MOONPEN__V1__RESULT__INIT;
+	uint8_t hash[32];
+	char name[16];
+
+	snprintf(name, sizeof name, "f%d", i);
+	append_call(l, name);
+	memset(hash, i, sizeof hash);
+	res.tick = after;
+	res.state_hash.data = hash;
+	res.state_hash.len = 32;
+	cr_assert_eq(ilog_set_outcome(l, &res, before), 0);
+}
+
+static void snap_at(ilog *l, uint64_t tick, uint64_t input, unsigned keep)
+{
+	uint8_t *b;
+	size_t len = snapshot("i", 1, tick, 32, &b);
+	char err[128];
+
+	cr_assert_eq(ilog_snap_add(l, b, len, "i", input, keep, err, sizeof err), 0, "%s", err);
+	free(b);
+}
+
+/* Inputs i = 0..11 at tick i -> i+1, a snapshot after every 3 (ticks 3, 6,
+ * 9, 12), keep 3: the creation goes first, then the snapshot at 3. */
+static void history(ilog *l)
+{
+	Moonpen__V1__Result init = MOONPEN__V1__RESULT__INIT;
+
+	cr_assert_eq(ilog_set_create(l, &init), 0);
+	for (int i = 0; i < 12; i++) {
+		input_done(l, i, (uint64_t)i, (uint64_t)i + 1);
+		if (i % 3 == 2)
+			snap_at(l, (uint64_t)i + 1, (uint64_t)i + 1, 3);
+	}
+}
+
+Test(ilog, keeps_the_log_since_the_oldest_snapshot)
+{
+	const ilog_snap *sn = NULL;
+	size_t first = 9;
+	ilog l = {0};
+
+	history(&l);
+	cr_expect_eq(l.create_ok, 0);
+	cr_assert_eq(l.nsnaps, 3);
+	cr_expect_eq(l.snaps[0].tick, 6);
+	cr_expect_eq(l.n, 0, "the newest snapshot covers every input");
+	cr_expect_eq(l.nall, 6, "inputs 6..11 are kept for rollback");
+	cr_expect_eq(l.seq0, 6);
+	cr_assert_eq(ilog_trace_start(&l, &sn, &first), 0);
+	cr_expect_eq(sn, &l.snaps[0]);
+	cr_expect_eq(first, 0);
+	ilog_free(&l);
+}
+
+Test(ilog, creation_is_a_restore_point_until_keep_is_reached)
+{
+	const ilog_snap *sn = &(ilog_snap){0};
+	size_t first = 9;
+	ilog l = {0};
+
+	cr_assert_eq(ilog_set_create(&l, NULL), 0);
+	for (int i = 0; i < 6; i++) {
+		input_done(&l, i, (uint64_t)i, (uint64_t)i + 1);
+		if (i % 3 == 2)
+			snap_at(&l, (uint64_t)i + 1, (uint64_t)i + 1, 3);
+	}
+	cr_expect_eq(l.create_ok, 1);
+	cr_expect_eq(l.nall, 6);
+	cr_assert_eq(ilog_trace_start(&l, &sn, &first), 0);
+	cr_expect_null(sn);
+	cr_expect_eq(first, 0);
+	ilog_free(&l);
+}
+
+Test(ilog, rollback_plan_replays_inputs_ending_at_or_before_the_tick)
+{
+	const ilog_snap *sn = NULL;
+	uint64_t oldest = 0;
+	size_t keep = 0;
+	ilog l = {0};
+
+	history(&l);
+	cr_assert_eq(ilog_rollback_plan(&l, 10, &sn, &keep, &oldest), 0);
+	cr_expect_eq(sn, &l.snaps[1], "the snapshot at tick 9");
+	cr_expect_eq(keep, 1, "input 9 ends at tick 10; input 10 at 11");
+	cr_expect_eq(ilog_rollback(&l, sn, keep), 2, "inputs 10 and 11 dropped");
+	cr_expect_eq(l.nsnaps, 2);
+	cr_expect_eq(l.n, 1);
+	cr_expect_str_eq(call_at(&l, 0), "f9");
+	cr_expect_eq(ilog_rollback_plan(&l, 5, &sn, &keep, &oldest), -ENOENT);
+	cr_expect_eq(oldest, 6);
+	ilog_free(&l);
+}
+
+Test(ilog, reset_keeps_the_dead_letters_only)
+{
+	ilog_dead d = {.input = 4, .code = MOONPEN__V1__STATUS__CODE__TIMEOUT};
+	ilog l = {0};
+
+	history(&l);
+	ilog_dead_add(&l, &d);
+	ilog_reset(&l);
+	cr_expect_eq(l.nall, 0);
+	cr_expect_eq(l.n, 0);
+	cr_expect_eq(l.nsnaps, 0);
+	cr_expect_eq(l.create_ok, 0);
+	cr_expect_eq(l.ndead, 1);
+	append_call(&l, "after");
+	cr_expect_str_eq(call_at(&l, 0), "after");
+	ilog_free(&l);
 }

@@ -2,6 +2,7 @@
  * test_manifest — mf_parse accepts a full manifest and names every bad field.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -205,4 +206,131 @@ Test(manifest, rate_limits_bad)
 		cr_assert_null(m);
 		cr_assert_str_eq(err, bad_rates[i].err, "case %zu", i);
 	}
+}
+
+/* ---- timers and debounce ------------------------------------------------------- */
+
+Test(manifest, timers_and_debounce)
+{
+	const char *j = "{\"id\":\"a\"," HEAD ",\"timers\":["
+			"{\"id\":\"waves\",\"every_ms\":5000,\"fn\":\"spawn_wave\","
+			"\"args\":[3,\"goblin\",{\"x\":1.5,\"tags\":[true,null]}]},"
+			"{\"id\":\"intro\",\"after_ms\":1,\"fn\":\"_intro2\"}],"
+			"\"triggers\":[{\"id\":\"t\",\"event\":\"Move:*\",\"action\":\"f\","
+			"\"debounce_ms\":250}]}";
+	mf_manifest *m = NULL;
+	char err[256];
+
+	cr_assert_eq(mf_parse(j, strlen(j), &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m->n_timers, 2);
+	cr_assert_str_eq(m->timers[0].id, "waves");
+	cr_assert_str_eq(m->timers[0].fn, "spawn_wave");
+	cr_assert_eq(m->timers[0].ms, 5000);
+	cr_assert_eq(m->timers[0].every, 1);
+	cr_assert_eq(m->timers[0].nargs, 3);
+	cr_assert_eq(m->timers[0].args[0]->int_value, 3);
+	cr_assert_str_eq(m->timers[0].args[1]->string_value, "goblin");
+	cr_assert_eq(m->timers[0].args[2]->kind_case, MOONPEN__V1__VALUE__KIND_TABLE_VALUE);
+	cr_assert_str_eq(m->timers[1].id, "intro");
+	cr_assert_eq(m->timers[1].ms, 1);
+	cr_assert_eq(m->timers[1].every, 0);
+	cr_assert_eq(m->timers[1].nargs, 0);
+	cr_assert_eq(m->triggers[0].debounce_ms, 250);
+	cr_assert_eq(m->triggers[0].throttle_ms, 0);
+	mf_free(m);
+}
+
+#define TIMER(body) "{\"id\":\"a\"," HEAD ",\"timers\":[" body "]}"
+#define TRIG(extra)                                                                                \
+	"{\"id\":\"a\"," HEAD                                                                      \
+	",\"triggers\":[{\"id\":\"t\",\"event\":\"E\",\"action\":\"f\"" extra "}]}"
+
+static const struct bad_case bad_timers[] = {
+    {"{\"id\":\"a\"," HEAD ",\"timers\":{}}", "field 'timers': expected an array"},
+    {TIMER("1"), "field 'timers[1]': expected an object"},
+    {TIMER("{\"fn\":\"f\",\"every_ms\":5}"), "missing required field 'timers[1].id'"},
+    {TIMER("{\"id\":\"a b\",\"fn\":\"f\",\"every_ms\":5}"),
+     "field 'timers[1].id': expected 1-64 of [A-Za-z0-9._:-], got \"a b\""},
+    {TIMER("{\"id\":\"w\",\"every_ms\":5}"), "missing required field 'timers[1].fn'"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"end\",\"every_ms\":5}"),
+     "field 'timers[1].fn': expected the name of a global function, got \"end\""},
+    {TIMER("{\"id\":\"w\",\"fn\":\"a.b\",\"every_ms\":5}"),
+     "field 'timers[1].fn': expected the name of a global function, got \"a.b\""},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\"}"),
+     "field 'timers[1]': expected exactly one of 'every_ms' and 'after_ms'"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5,\"after_ms\":5}"),
+     "field 'timers[1]': expected exactly one of 'every_ms' and 'after_ms'"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":0}"),
+     "field 'timers[1].every_ms': 0 is out of range [1, 86400000]"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"after_ms\":86400001}"),
+     "field 'timers[1].after_ms': 86400001 is out of range [1, 86400000]"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"after_ms\":1.5}"),
+     "field 'timers[1].after_ms': expected an integer"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5,\"period\":1}"),
+     "unknown field 'timers[1].period'"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5},{\"id\":\"w\",\"fn\":\"g\",\"after_ms\":5}"),
+     "field 'timers[2].id': \"w\" is used twice"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5,\"args\":{\"a\":1}}"),
+     "field 'timers[1].args': expected an array"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5,"
+	   "\"args\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}"),
+     "field 'timers[1].args': more than 16 arguments"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5,\"args\":[1,[[[[[[[[[1]]]]]]]]]]}"),
+     "field 'timers[1].args[2]': [1][1][1][1][1][1][1][1]: tables nested deeper than 8"},
+    {TIMER("{\"id\":\"w\",\"fn\":\"f\",\"every_ms\":5,\"args\":[{\"$bytes\":\"!!\"}]}"), NULL},
+    {TRIG(",\"debounce_ms\":100,\"throttle_ms\":100"),
+     "field 'triggers[1].debounce_ms': a trigger has throttle_ms or debounce_ms, not both "
+     "(choose one)"},
+    {TRIG(",\"throttle_ms\":0,\"debounce_ms\":100"),
+     "field 'triggers[1].debounce_ms': a trigger has throttle_ms or debounce_ms, not both "
+     "(choose one)"},
+    {TRIG(",\"debounce_ms\":-5"),
+     "field 'triggers[1].debounce_ms': -5 is out of range [0, 4294967295]"},
+    {TRIG(",\"debounce_ms\":\"5\""), "field 'triggers[1].debounce_ms': expected an integer"},
+};
+
+Test(manifest, timers_and_debounce_bad)
+{
+	for (size_t i = 0; i < sizeof(bad_timers) / sizeof(bad_timers[0]); i++) {
+		mf_manifest *m = (mf_manifest *)1;
+		char err[256] = "";
+		int r =
+		    mf_parse(bad_timers[i].json, strlen(bad_timers[i].json), &m, err, sizeof(err));
+
+		cr_assert_eq(r, -EINVAL, "case %zu accepted", i);
+		cr_assert_null(m);
+		if (bad_timers[i].err != NULL)
+			cr_expect_str_eq(err, bad_timers[i].err, "case %zu: %s", i, err);
+		else
+			cr_expect(strstr(err, "field 'timers[1].args[1]': ") == err, "case %zu: %s",
+				  i, err);
+	}
+}
+
+/* At most MF_MAX_TIMERS (64) timers; one timer's args at most 4096 bytes encoded. */
+Test(manifest, timer_bounds)
+{
+	char j[16384], err[256];
+	size_t n = (size_t)snprintf(j, sizeof j, "{\"id\":\"a\"," HEAD ",\"timers\":[");
+	mf_manifest *m = NULL;
+
+	for (int i = 0; i < MF_MAX_TIMERS + 1; i++)
+		n += (size_t)snprintf(j + n, sizeof j - n,
+				      "%s{\"id\":\"t%d\",\"fn\":\"f\",\"after_ms\":1}",
+				      i ? "," : "", i);
+	snprintf(j + n, sizeof j - n, "]}");
+	cr_assert_eq(mf_parse(j, strlen(j), &m, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "field 'timers': more than 64 entries");
+	/* 64 are fine */
+	n = (size_t)(strstr(j, ",{\"id\":\"t64\"") - j);
+	snprintf(j + n, sizeof j - n, "]}");
+	cr_assert_eq(mf_parse(j, strlen(j), &m, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(m->n_timers, 64);
+	mf_free(m);
+	n = (size_t)snprintf(j, sizeof j,
+			     "{\"id\":\"a\"," HEAD ",\"timers\":[{\"id\":\"w\",\"fn\":\"f\","
+			     "\"after_ms\":1,\"args\":[\"%04100d\"]}]}",
+			     0);
+	cr_assert_eq(mf_parse(j, n, &m, err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "field 'timers[1].args': more than 4096 bytes encoded");
 }

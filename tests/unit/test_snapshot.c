@@ -576,3 +576,105 @@ Test(worker, pool_slots_snapshot_and_queries)
 	wchan_free(l.w);
 	cr_assert_eq(rmdir(l.dir), 0);
 }
+
+/* ---- debounce and manifest timers across a snapshot ---------------------------- */
+
+static const char manifest_deb[] =
+    "{\"id\":\"snap\",\"version\":\"1.2.0\",\"engine\":\"lua\",\"entry\":\"main.lua\","
+    "\"apis\":[\"game\",\"state\"],\"triggers\":[{\"id\":\"hit-trig\",\"event\":\"Hit\","
+    "\"action\":\"on_hit\",\"throttle_ms\":500},{\"id\":\"settle\",\"event\":\"Move:*\","
+    "\"action\":\"game.fx(event .. ':' .. ctx.n .. '@' .. clock.tick())\","
+    "\"debounce_ms\":120}],"
+    "\"timers\":[{\"id\":\"pulse\",\"every_ms\":400,\"fn\":\"once\",\"args\":[{\"x\":7}]}]}";
+
+static void move(eng *e, const char *name, int64_t n, eng_out *o)
+{
+	Moonpen__V1__SendEvent m = MOONPEN__V1__SEND_EVENT__INIT;
+	val_t *p = val_new_table();
+
+	cr_assert_eq(val_table_set(p, val_new_string("n", 1), val_new_int(n)), 0);
+	m.name = (char *)name;
+	m.payload = p;
+	cr_assert_eq(eng_event(e, &m, o), 0);
+	val_free(p);
+}
+
+/* Before the snapshot: a burst at tick 0, one more at tick 1 (settle due 4). */
+static void deb_a(eng *e)
+{
+	eng_out o = {0};
+
+	move(e, "Move:a", 1, &o);
+	log_out(&o, (char[4096]){0}, 4096);
+	move(e, "Move:b", 2, &o);
+	log_out(&o, (char[4096]){0}, 4096);
+	cr_assert_eq(eng_tick(e, 1, &o), 0);
+	log_out(&o, (char[4096]){0}, 4096);
+	move(e, "Move:c", 3, &o);
+	log_out(&o, (char[4096]){0}, 4096);
+}
+
+/* After: the window ends at tick 4; a new one opens at 5 and ends at 8. */
+static void deb_b(eng *e, char *log, size_t len)
+{
+	eng_out o = {0};
+
+	cr_assert_eq(eng_tick(e, 4, &o), 0);
+	log_out(&o, log, len);
+	move(e, "Move:d", 4, &o);
+	log_out(&o, log, len);
+	cr_assert_eq(eng_tick(e, 5, &o), 0);
+	log_out(&o, log, len);
+}
+
+Test(snapshot, pending_debounce_and_manifest_timers_survive_a_restore)
+{
+	eng *e1 = make("inst-1", manifest_deb, NULL, 0, OK, NULL, NULL);
+	eng *e2 = make("inst-1", manifest_deb, NULL, 0, OK, NULL, NULL), *e3;
+	char l1[8192] = "", l3[8192] = "";
+	uint8_t *snap = NULL;
+	size_t len = 0;
+	eng_out o = {0};
+
+	deb_a(e1);
+	deb_b(e1, l1, sizeof(l1));
+	deb_a(e2);
+	cr_assert_eq(eng_snapshot(e2, &snap, &len), 0);
+	e3 = make("inst-1", manifest_deb, snap, len, OK, NULL, &o);
+	cr_assert_not_null(e3);
+	cr_assert_eq(o.result->n_effects, 0, "nothing runs on a restore");
+	out_free(&o);
+	deb_b(e3, l3, sizeof(l3));
+	cr_assert_str_eq(l3, l1);
+	/* settle fires once per quiet period with the last payload; the manifest
+	 * timer (400 ms = 8 ticks, id 1) is not started again by the restore */
+	cr_assert_str_eq(l1, "[t5 h64]game.fx(\"b1:596\") @timer:beat;game.fx(\"b2:831\") "
+			     "@timer:beat;game.fx(\"Move:c:3@4\") @settle;game.fx(\"once1@5\") "
+			     "@timer:once;[t5 h64]"
+			     "[t10 h3e]game.fx(\"b3:658\") @timer:beat;game.fx(\"once7@8\") "
+			     "@timer:once;game.fx(\"b4:748\") @timer:beat;game.fx(\"Move:d:4@8\") "
+			     "@settle;game.fx(\"b5:737\") @timer:beat;");
+	free(snap);
+	eng_free(e1);
+	eng_free(e2);
+	eng_free(e3);
+}
+
+static void pending_on_throttle(Moonpen__Worker__V1__Snapshot *s)
+{
+	s->throttles[0]->pending_due = s->tick + 1;
+	s->throttles[0]->pending_event = strdup("Hit");
+}
+
+static void pending_in_the_past(Moonpen__Worker__V1__Snapshot *s)
+{
+	s->throttles[0]->pending_due = s->tick;
+	s->throttles[0]->pending_event = strdup("Hit");
+}
+
+Test(snapshot, bad_pending_debounce_is_refused)
+{
+	refused(pending_on_throttle, "snapshot holds a debounced firing of trigger 'hit-trig', "
+				     "which the manifest does not debounce");
+	refused(pending_in_the_past, "snapshot: trigger 'hit-trig': bad pending debounce");
+}

@@ -1,11 +1,10 @@
--- dungeon-forest: waves of goblins on a timer; the lever and the boss-room
--- greeting are manifest triggers (manifest.json). Durable state lives in
--- `state` only; the wave timer names a global function so that snapshots can
--- restore it.
+-- dungeon-forest: waves of goblins on a timer; the wave timer ("waves", every
+-- 5 s), the lever and the boss-room greeting are declared in manifest.json.
+-- Durable state lives in `state` only; the timer names a global function so
+-- that snapshots can restore it (timer.id("waves") is its id, for cancel).
 
 function on_init(ctx)
 	state.set("wave", 0)
-	timer.every(5000, "spawn_wave")
 end
 
 function spawn_wave()
