@@ -12,6 +12,13 @@
 #include "common/wire.h"
 #include "policy/limits.h"
 
+/* ents: the entries since the newest snapshot, the tail of all[] (NULL while
+ * all[] is: no pointer arithmetic on NULL). */
+static void set_ents(ilog *l)
+{
+	l->ents = l->all ? l->all + (l->nall - l->n) : NULL;
+}
+
 /* Room for one more entry at the end of all[]; ents follows it. */
 static int grow(ilog *l)
 {
@@ -23,7 +30,7 @@ static int grow(ilog *l)
 		l->all = ne;
 		l->cap = ncap;
 	}
-	l->ents = l->all + (l->nall - l->n);
+	set_ents(l);
 	return 0;
 }
 
@@ -31,7 +38,7 @@ static void push(ilog *l, const ilog_ent *e)
 {
 	l->all[l->nall++] = *e;
 	l->n++;
-	l->ents = l->all + (l->nall - l->n);
+	set_ents(l);
 }
 
 static int is_input(int op)
@@ -66,7 +73,8 @@ int ilog_append_raw(ilog *l, const uint8_t *data, size_t len)
 	if (grow(l) < 0)
 		return -ENOMEM;
 	/* an entry read back without its outcome: a trace cannot start before it */
-	if (wire_unpack(&moonpen__worker__v1__to_worker__descriptor, data, len, SIZE_MAX, &m) == 0) {
+	if (wire_unpack(&moonpen__worker__v1__to_worker__descriptor, data, len, SIZE_MAX, &m) ==
+	    0) {
 		e.input = is_input(((Moonpen__Worker__V1__ToWorker *)m)->op_case);
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
@@ -91,7 +99,7 @@ void ilog_truncate(ilog *l, size_t n)
 		l->nall--;
 		ent_free(&l->all[l->nall]);
 	}
-	l->ents = l->all + (l->nall - l->n);
+	set_ents(l);
 }
 
 int ilog_get(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
@@ -116,8 +124,8 @@ int ilog_get_all(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
 
 	if (i >= l->nall)
 		return -EINVAL;
-	r = wire_unpack(&moonpen__worker__v1__to_worker__descriptor, l->all[i].data,
-			l->all[i].len, SIZE_MAX, &m);
+	r = wire_unpack(&moonpen__worker__v1__to_worker__descriptor, l->all[i].data, l->all[i].len,
+			SIZE_MAX, &m);
 	if (r < 0)
 		return r;
 	*out = (Moonpen__Worker__V1__ToWorker *)m;
@@ -165,7 +173,7 @@ static void drop_before(ilog *l, uint64_t seq)
 	memmove(l->all, l->all + k, (l->nall - k) * sizeof *l->all);
 	l->nall -= k;
 	l->seq0 += k;
-	l->ents = l->all + (l->nall - l->n);
+	set_ents(l);
 }
 
 static void drop_oldest_point(ilog *l)
@@ -222,7 +230,7 @@ int ilog_snap_add(ilog *l, const uint8_t *blob, size_t len, const char *id, uint
 	for (size_t i = l->nall - l->n; i < l->nall; i++) /* now before the newest */
 		l->out_bytes += l->all[i].out_len;
 	l->n = 0;
-	l->ents = l->all + l->nall;
+	set_ents(l);
 	if (keep < 1)
 		keep = 1;
 	while (l->nsnaps + (l->create_ok ? 1 : 0) > keep) /* forget the oldest point */
@@ -292,4 +300,142 @@ void ilog_free(ilog *l)
 		free(l->snaps[i].data);
 	free(l->snaps);
 	memset(l, 0, sizeof *l);
+}
+
+/* ---- outcomes, rollback, reset, traces (H3) ------------------------------------------ */
+
+static int pack_result(const Moonpen__V1__Result *res, uint8_t **out, size_t *len)
+{
+	*len = protobuf_c_message_get_packed_size(&res->base);
+	*out = malloc(*len ? *len : 1);
+	if (*out == NULL)
+		return -ENOMEM;
+	protobuf_c_message_pack(&res->base, *out);
+	return 0;
+}
+
+int ilog_set_outcome(ilog *l, const Moonpen__V1__Result *res, uint64_t tick_before)
+{
+	ilog_ent *e = NULL;
+	size_t i;
+
+	for (i = l->n; i-- > 0;)
+		if (l->ents[i].input) {
+			e = &l->ents[i];
+			break;
+		}
+	if (e == NULL)
+		return -ENOENT;
+	free(e->out);
+	e->out = NULL;
+	e->out_len = 0;
+	e->done = 0;
+	if (pack_result(res, &e->out, &e->out_len) < 0)
+		return -ENOMEM;
+	e->tick = tick_before;
+	e->tick_after = res->tick;
+	if (res->state_hash.len == sizeof e->hash_after)
+		memcpy(e->hash_after, res->state_hash.data, sizeof e->hash_after);
+	e->done = 1;
+	return 0;
+}
+
+int ilog_set_create(ilog *l, const Moonpen__V1__Result *res)
+{
+	free(l->init_out);
+	l->init_out = NULL;
+	l->init_out_len = 0;
+	l->create_ok = 1;
+	l->create_tick = res ? res->tick : 0;
+	return res ? pack_result(res, &l->init_out, &l->init_out_len) : 0;
+}
+
+/* Index in all[] of the first entry after a restore point (NULL: creation). */
+static size_t point_first(const ilog *l, const ilog_snap *sn)
+{
+	return sn ? (size_t)(sn->seq - l->seq0) : 0;
+}
+
+int ilog_rollback_plan(const ilog *l, uint64_t tick, const ilog_snap **snap, size_t *keep,
+		       uint64_t *oldest_tick)
+{
+	size_t i, first, k = 0;
+
+	*snap = NULL;
+	for (i = l->nsnaps; i-- > 0;)
+		if (l->snaps[i].tick <= tick) {
+			*snap = &l->snaps[i];
+			break;
+		}
+	if (*snap == NULL && !(l->create_ok && l->create_tick <= tick)) {
+		*oldest_tick = l->create_ok ? l->create_tick : l->nsnaps ? l->snaps[0].tick : 0;
+		return -ENOENT;
+	}
+	first = point_first(l, *snap);
+	for (i = first; i < l->nall; i++) {
+		const ilog_ent *e = &l->all[i];
+		if (e->input && (!e->done || e->tick_after > tick))
+			break;
+		k = i + 1 - first;
+	}
+	*keep = k;
+	return 0;
+}
+
+size_t ilog_rollback(ilog *l, const ilog_snap *snap, size_t keep)
+{
+	size_t end = point_first(l, snap) + keep, dropped = l->nall - end, i;
+	size_t ns = snap ? (size_t)(snap - l->snaps) + 1 : 0;
+
+	for (i = ns; i < l->nsnaps; i++)
+		free(l->snaps[i].data);
+	l->nsnaps = ns;
+	for (i = end; i < l->nall; i++)
+		ent_free(&l->all[i]);
+	l->nall = end;
+	l->n = l->nall - point_first(l, snap);
+	set_ents(l);
+	l->out_bytes = 0;
+	for (i = 0; i < l->nall - l->n; i++)
+		l->out_bytes += l->all[i].out_len;
+	return dropped;
+}
+
+void ilog_reset(ilog *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->nall; i++)
+		ent_free(&l->all[i]);
+	for (i = 0; i < l->nsnaps; i++)
+		free(l->snaps[i].data);
+	l->seq0 += l->nall;
+	l->nall = l->n = l->nsnaps = 0;
+	l->ents = l->all;
+	l->out_bytes = 0;
+	l->create_ok = 0;
+	free(l->init_out);
+	l->init_out = NULL;
+	l->init_out_len = 0;
+}
+
+int ilog_trace_start(const ilog *l, const ilog_snap **snap, size_t *first)
+{
+	size_t i = l->nall, p;
+
+	/* i: the lowest index from which every input has its outcome */
+	while (i > 0 && (!l->all[i - 1].input || l->all[i - 1].out != NULL))
+		i--;
+	if (l->create_ok && i == 0) {
+		*snap = NULL;
+		*first = 0;
+		return 0;
+	}
+	for (p = 0; p < l->nsnaps; p++)
+		if (point_first(l, &l->snaps[p]) >= i) {
+			*snap = &l->snaps[p];
+			*first = point_first(l, *snap);
+			return 0;
+		}
+	return -ENOENT;
 }

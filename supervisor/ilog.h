@@ -1,6 +1,7 @@
 /*
  * ilog — an instance's recovery record: the snapshots kept in memory (newest
- * last), the input log since the newest of them, and the dead letters. Runs in
+ * last), the input log since the oldest of them (with each input's outcome, for
+ * Rollback and ExportTrace), and the dead letters. Runs in
  * the supervisor. Log entries are our own packed ToWorker messages; snapshot
  * blobs come from a worker and are hostile: their header is decoded with a size
  * cap and checked (format, instance id, hash length) before it is kept.
@@ -64,7 +65,7 @@ typedef struct ilog {
 	ilog_ent *all; /* inputs since the oldest restore point; ents points into it */
 	size_t nall;
 	uint64_t seq0;
-	int create_ok;	     /* the creation (fresh Init, on_init) is a restore point */
+	int create_ok;	      /* the creation (fresh Init, on_init) is a restore point */
 	uint64_t create_tick; /* ... at this tick, with this Init outcome (packed Result) */
 	uint8_t *init_out;
 	size_t init_out_len;
@@ -130,8 +131,9 @@ int ilog_get(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
 /* Keeps blob (copied) as the newest snapshot of instance id, taken after
  * `input` inputs, drops the oldest restore points beyond keep (the creation
  * first; at least 1 is kept) with the entries only they needed, and starts
- * an empty log since it (the entries before stay for Rollback and traces). Returns 0, -ENOMEM, or -EBADMSG with
- * err filled when the blob is not a snapshot of this instance. */
+ * an empty log since it (the entries before stay for Rollback and traces).
+ * Returns 0, -ENOMEM, or -EBADMSG with err filled when the blob is not a
+ * snapshot of this instance. */
 int ilog_snap_add(ilog *l, const uint8_t *blob, size_t len, const char *id, uint64_t input,
 		  unsigned keep, char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "supervisor/inst_priv.h"
+#include "supervisor/winit.h"
 
 /* ---- table ---------------------------------------------------------------------- */
 
@@ -137,6 +138,9 @@ void inst_job_fail(struct job *j, st_code code, const char *fmt, ...)
 void inst_note_result(struct inst *in, const Moonpen__V1__Result *res, int applied)
 {
 	pthread_mutex_lock(&in->mu);
+	/* the outcome of the input just logged, for ExportTrace (none: it starts later) */
+	if (res && applied && ilog_set_outcome(&in->ilog, res, in->tick) < 0)
+		log_debug("instance %s: outcome of input not kept", in->id);
 	if (res) {
 		in->tick = res->tick;
 		if (res->state_hash.len == sizeof in->hash)
@@ -202,46 +206,6 @@ static void serve_input(struct inst *in, struct job *j)
 	inst_maybe_snapshot(in);
 }
 
-/* ---- requests waiting for their implementation (H3 / lead: fill in) ----------------------
- * Each answers UNAVAILABLE until the snapshot machinery serves it. */
-
-static void serve_rollback(struct inst *in, struct job *j)
-{
-	(void)in;
-	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
-		      "rollback: not implemented yet");
-}
-
-static void serve_restore(struct inst *in, struct job *j)
-{
-	(void)in;
-	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
-		      "restore: not implemented yet");
-}
-
-static void serve_trace(struct inst *in, struct job *j)
-{
-	(void)in;
-	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
-		      "trace: not implemented yet");
-}
-
-static void serve_incident(struct inst *in, struct job *j)
-{
-	(void)in;
-	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
-		      "incident: not implemented yet");
-}
-
-/* RestoreInstance for an id that is not live: creates the instance from the
- * snapshot. Owns j (answers it). */
-static void restore_new_instance(sup_insts *is, struct job *j)
-{
-	(void)is;
-	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
-		      "restore into a new instance: not implemented yet");
-}
-
 /* The requests of this round other than inputs; 1 when j was one (answered). */
 static int serve_other(struct inst *in, struct job *j)
 {
@@ -249,17 +213,20 @@ static int serve_other(struct inst *in, struct job *j)
 	case MOONPEN__V1__REQUEST__OP_HOST_RESULT:
 		inst_serve_host_result(in, j);
 		return 1;
-	case MOONPEN__V1__REQUEST__OP_ROLLBACK:
-		serve_rollback(in, j);
+	case MOONPEN__V1__REQUEST__OP_ROLLBACK: /* these five: inst_history.c */
+		inst_serve_rollback(in, j);
 		return 1;
 	case MOONPEN__V1__REQUEST__OP_RESTORE:
-		serve_restore(in, j);
+		inst_serve_restore(in, j);
 		return 1;
 	case MOONPEN__V1__REQUEST__OP_TRACE:
-		serve_trace(in, j);
+		inst_serve_trace(in, j);
 		return 1;
 	case MOONPEN__V1__REQUEST__OP_INCIDENT:
-		serve_incident(in, j);
+		inst_serve_incident(in, j);
+		return 1;
+	case MOONPEN__V1__REQUEST__OP_SNAPSHOT:
+		inst_serve_snapshot(in, j);
 		return 1;
 	default:
 		return 0;
@@ -301,11 +268,6 @@ static int serve(struct inst *in, struct job *j)
 	}
 	if (serve_other(in, j))
 		return 1;
-	if (op == MOONPEN__V1__REQUEST__OP_SNAPSHOT) {
-		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s",
-			      "snapshot export is not available in this version");
-		return 1;
-	}
 	serve_input(in, j);
 	return 1;
 }
@@ -340,7 +302,9 @@ static int serve_create(struct inst *in, struct job *j)
 	char err[512];
 	int ok;
 
-	if (inst_join_pool(in, err, sizeof err) < 0 || inst_boot(in, &fw, err, sizeof err) < 0) {
+	if (inst_join_pool(in, err, sizeof err) < 0 ||
+	    inst_seed_restore(in, j, err, sizeof err) < 0 ||
+	    inst_boot(in, &fw, err, sizeof err) < 0) {
 		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE,
 			      "cannot start a worker: %s", err);
 		return 0;
@@ -351,12 +315,16 @@ static int serve_create(struct inst *in, struct job *j)
 		in->state = MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING;
 	pthread_mutex_unlock(&in->mu);
 	inst_note_result(in, fw->result, 0);
+	if (ok && j->req == NULL && ilog_set_create(&in->ilog, fw->result) < 0)
+		log_debug("instance %s: its creation is no restore point (out of memory)", in->id);
 	r = inst_take_reply(fw);
 	if (r && ok && inst_persist_create(in, err, sizeof err) < 0) { /* durable before answered */
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__UNAVAILABLE, "%s", err);
 		return 0;
 	}
+	if (r && ok && j->req != NULL)
+		inst_store_restored(in); /* RestoreInstance into a free id */
 	if (r && ok) {
 		pthread_mutex_lock(&in->mu);
 		r->info = inst_make_info(in);
@@ -379,6 +347,7 @@ static void inst_free(struct inst *in)
 	free(in->restart_ms);
 	sup_rl_free(in->rl);
 	ilog_free(&in->ilog);
+	inst_incident_free(in);
 	if (in->create)
 		protobuf_c_message_free_unpacked(&in->create->base, NULL);
 	pthread_mutex_destroy(&in->mu);
@@ -446,14 +415,9 @@ static struct inst *inst_new(sup_insts *is, Moonpen__V1__Request *req, const pac
 	snprintf(in->id, sizeof in->id, "%s", req->create->instance_id);
 	in->create = req;
 	in->pk = pk;
-	in->mem_bytes = m->mem_bytes ? m->mem_bytes : c->mem_bytes;
-	if (in->mem_bytes > MP_MAX_LUA_MEM_BYTES)
-		in->mem_bytes = MP_MAX_LUA_MEM_BYTES;
-	in->deadline_ms = m->deadline_ms ? m->deadline_ms : c->deadline_ms;
-	if (in->deadline_ms > MP_MAX_DEADLINE_MS)
-		in->deadline_ms = MP_MAX_DEADLINE_MS;
-	in->tick_ms = req->create->tick_ms ? req->create->tick_ms
-					   : (m->tick_ms ? m->tick_ms : MP_DEFAULT_TICK_MS);
+	in->mem_bytes = sup_winit_mem_bytes(pk, c->mem_bytes);
+	in->deadline_ms = sup_winit_deadline_ms(pk, c->deadline_ms);
+	in->tick_ms = sup_winit_tick_ms(pk, req->create->tick_ms);
 	in->state = MOONPEN__V1__INSTANCE_INFO__STATE__STARTING;
 	if (sup_rl_new(m, SUP_RL_MAX_PLAYERS, inst_now_ns(), &in->rl) < 0) {
 		free(in);
@@ -507,6 +471,12 @@ int inst_adopt(sup_insts *is, struct inst *in)
 
 void sup_insts_create(sup_insts *is, Moonpen__V1__Request *req, sup_reply *rp)
 {
+	inst_create_first(is, req, NULL, rp);
+}
+
+void inst_create_first(sup_insts *is, Moonpen__V1__Request *req, Moonpen__V1__Request *first,
+		       sup_reply *rp)
+{
 	const Moonpen__V1__CreateInstance *c = req->create;
 	const char *why = NULL;
 	const pack *pk = sup_packs_find(is->s->packs, c->pack_id, c->pack_version, &why);
@@ -534,7 +504,7 @@ void sup_insts_create(sup_insts *is, Moonpen__V1__Request *req, sup_reply *rp)
 		code = MOONPEN__V1__STATUS__CODE__INTERNAL;
 		snprintf(msg, sizeof msg, "out of memory");
 	} else {
-		j->req = NULL; /* the create request is owned by the instance */
+		j->req = first; /* NULL: the create request, owned by the instance */
 		j->rp = rp;
 		in->head = in->tail = j;
 		if (start_thread(in) < 0) {
@@ -555,6 +525,8 @@ void sup_insts_create(sup_insts *is, Moonpen__V1__Request *req, sup_reply *rp)
 	if (code != MOONPEN__V1__STATUS__CODE__OK) {
 		free(j);
 		protobuf_c_message_free_unpacked(&req->base, NULL);
+		if (first)
+			protobuf_c_message_free_unpacked(&first->base, NULL);
 		sup_api_fail(rp, code, "%s", msg);
 	}
 }
@@ -630,7 +602,7 @@ void sup_insts_submit(sup_insts *is, Moonpen__V1__Request *req, sup_reply *rp)
 		enqueue_locked(in, j);
 	pthread_mutex_unlock(&is->mu);
 	if (in == NULL && req->op_case == MOONPEN__V1__REQUEST__OP_RESTORE)
-		restore_new_instance(is, j);
+		inst_restore_new(is, j);
 	else if (in == NULL)
 		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__NOT_FOUND, "no instance '%s'", id);
 	else if (!admitted)

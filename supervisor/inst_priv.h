@@ -84,6 +84,8 @@ struct inst {
 	st_code death_code; /* the last worker failure: status for the failed input */
 	char death[256];
 	/* queries (H2; only the instance's thread): see "queries" below */
+	/* the last worker kill under an input (H3: inst_history.c), or NULL */
+	struct inst_incident *incident;
 	uint64_t pending_call; /* call id the pending input waits for; 0: none */
 	sup_query q;
 	/* rate limits of its pack (NULL: none); under mu, admitted in sup_insts_submit */
@@ -116,6 +118,11 @@ Moonpen__V1__Response *inst_take_reply(Moonpen__Worker__V1__FromWorker *fw);
 Moonpen__V1__InstanceInfo *inst_make_info(const struct inst *in);
 
 uint32_t inst_hard_ms(const struct inst *in, uint32_t scale);
+
+/* The instance's worker Init and Limits (supervisor/winit.h), snapshot empty;
+ * every pointer borrowed from in. */
+void inst_set_init(const struct inst *in, Moonpen__Worker__V1__Init *init,
+		   Moonpen__Worker__V1__Limits *lim);
 
 int inst_boot(struct inst *in, Moonpen__Worker__V1__FromWorker **fw, char *err, size_t errlen);
 
@@ -173,8 +180,9 @@ void inst_discard(struct inst *in);
 int inst_join_pool(struct inst *in, char *err, size_t errlen);
 
 /* The instance thread's first step for a restarted instance: boots it from
- * its loaded snapshot and log (a quarantined one stays without a worker).
- * Returns 1 (the instance serves requests, quarantined or not). */
+ * its loaded snapshot and log (a quarantined one stays without a worker),
+ * a few at a time. Returns 1 (the instance serves requests, quarantined or
+ * not), 0 when moonpend stopped before its turn. */
 int inst_restart_boot(struct inst *in);
 
 /* Records a created instance (its pack version and row) in the store before
@@ -186,5 +194,60 @@ int inst_persist_create(struct inst *in, char *err, size_t errlen)
  * malloc'd: free it). 0 or -ENOMEM. */
 int inst_store_row(const struct inst *in, int status, const char *reason, sst_instance *row,
 		   sst_label **labels) __attribute__((warn_unused_result));
+
+/* ---- history (inst_history.c: SnapshotInstance, RestoreInstance, Rollback,
+ * ExportTrace, GetIncident; docs/recovery.md) ---- */
+
+/* The last worker kill under an input (flight recorder): what the restore
+ * used (snapshot, or the creation when snap is NULL), the log entries after
+ * it, and the fatal input. Owned by the instance (only its thread). */
+struct inst_incident {
+	uint8_t *snap; /* Init.snapshot (NULL: fresh Init) */
+	size_t snap_len;
+	uint8_t *init_out; /* the creation's Init outcome (packed Result), or NULL */
+	size_t init_out_len;
+	ilog_ent *ents; /* copies, with their outcomes */
+	size_t n;
+	uint64_t tick; /* the instance's tick before the fatal input */
+	st_code code;
+	char why[256];
+};
+
+/* Serve one request each (own j, answer it). */
+void inst_serve_snapshot(struct inst *in, struct job *j);
+void inst_serve_restore(struct inst *in, struct job *j);
+void inst_serve_rollback(struct inst *in, struct job *j);
+void inst_serve_trace(struct inst *in, struct job *j);
+void inst_serve_incident(struct inst *in, struct job *j);
+
+/* RestoreInstance of an id that is not live: checks the blob, then creates
+ * the instance with create_first() (inst.c), whose first boot restores it.
+ * Owns j (answers it). */
+void inst_restore_new(sup_insts *is, struct job *j);
+
+/* For serve_create: when the first job is a RestoreInstance, seeds the log
+ * with its snapshot (the boot restores it). 0 or negative with err. */
+int inst_seed_restore(struct inst *in, struct job *j, char *err, size_t errlen);
+
+/* Stores the seeded snapshot of a restored instance once its row is stored. */
+void inst_store_restored(struct inst *in);
+
+/* Records the worker's death under tw (in->death_code, in->death) as the
+ * instance's incident, before the restore. */
+void inst_record_incident(struct inst *in, const Moonpen__Worker__V1__ToWorker *tw);
+
+/* Frees the incident of in (inst_free). */
+void inst_incident_free(struct inst *in);
+
+/* Boots a fresh worker from the newest snapshot (or the creation) and
+ * replays the log since it, counting no restart (Rollback, RestoreInstance).
+ * 0, or negative with err (the instance has no worker then). */
+int inst_rebuild(struct inst *in, Moonpen__Worker__V1__FromWorker **init_reply, char *err,
+		 size_t errlen);
+
+/* Creates an instance for the CreateInstance req whose first job is `first`
+ * (a RestoreInstance) instead of the create itself; answers rp on failure. */
+void inst_create_first(sup_insts *is, Moonpen__V1__Request *req, Moonpen__V1__Request *first,
+		       sup_reply *rp);
 
 #endif

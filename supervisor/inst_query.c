@@ -96,6 +96,23 @@ static void query_broken(struct inst *in, struct job *j, const char *why)
 	inst_job_fail(j, MOONPEN__V1__STATUS__CODE__WORKER_CRASHED, "%s", msg);
 }
 
+/* inst_log_append failed with r (out of memory, or the durable store refused
+ * the entry): the input is discarded (out of the log, aborted in the worker)
+ * and j answered; UNAVAILABLE for the store: not applied, retry. */
+static void query_log_failed(struct inst *in, struct job *j, Moonpen__Worker__V1__FromWorker *fw,
+			     int r)
+{
+	st_code code = r == -ENOMEM ? MOONPEN__V1__STATUS__CODE__INTERNAL
+				    : MOONPEN__V1__STATUS__CODE__UNAVAILABLE;
+	const char *msg = r == -ENOMEM ? "out of memory"
+				       : "the durable store could not record the input; it was "
+					 "not applied: retry";
+
+	protobuf_c_message_free_unpacked(&fw->base, NULL);
+	query_discard(in, code, msg);
+	inst_job_fail(j, code, "%s", msg);
+}
+
 /* The worker answered j's input (tw) PENDING on a query (fw): log the input,
  * answer PENDING with the query, wait for its HostResult. */
 void inst_query_begin(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWorker *tw,
@@ -103,6 +120,7 @@ void inst_query_begin(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWor
 {
 	uint32_t timeout = in->is->s->cfg.query_timeout_ms;
 	char err[256];
+	int r;
 
 	if (sup_query_check_call(fw->host_call, err, sizeof err) < 0) {
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
@@ -111,11 +129,8 @@ void inst_query_begin(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWor
 	}
 	sup_query_begin(&in->q, fw->host_call, in->ilog.n, inst_now_ms(), timeout);
 	query_set(in);
-	if (inst_log_append(in, tw) < 0) {
-		protobuf_c_message_free_unpacked(&fw->base, NULL);
-		query_discard(in, MOONPEN__V1__STATUS__CODE__INTERNAL, "out of memory");
-		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INTERNAL, "%s", "out of memory");
-	}
+	if ((r = inst_log_append(in, tw)) < 0)
+		return query_log_failed(in, j, fw, r);
 	inst_job_done(j, sup_query_pending_reply(fw, timeout));
 }
 
@@ -123,12 +138,17 @@ void inst_query_begin(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWor
  * instance restored without it, and the HostResult answered with the death. */
 static void query_died(struct inst *in, struct job *j)
 {
+	Moonpen__Worker__V1__ToWorker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
 	st_code code = in->death_code;
 	char msg[600], why[300];
 
 	snprintf(why, sizeof why, "%s", in->death);
 	snprintf(msg, sizeof msg, "query %" PRIu64 " (%s): %.250s; the input was discarded",
 		 in->q.call_id, in->q.what, why);
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT;
+	tw.host_result = j->req->host_result;
+	if (code != MOONPEN__V1__STATUS__CODE__QUARANTINED)
+		inst_record_incident(in, &tw); /* the flight recorder (inst_history.c) */
 	query_unlog(in);
 	sup_query_end(&in->q, code, msg);
 	query_set(in);
@@ -141,15 +161,12 @@ static void query_died(struct inst *in, struct job *j)
 static void query_final(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWorker *tw,
 			Moonpen__Worker__V1__FromWorker *fw)
 {
-	int ok = fw->status->code == MOONPEN__V1__STATUS__CODE__OK;
+	int ok = fw->status->code == MOONPEN__V1__STATUS__CODE__OK, r;
 
 	if (!ok)
 		query_unlog(in);
-	if (ok && inst_log_append(in, tw) < 0) {
-		protobuf_c_message_free_unpacked(&fw->base, NULL);
-		query_discard(in, MOONPEN__V1__STATUS__CODE__INTERNAL, "out of memory");
-		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INTERNAL, "%s", "out of memory");
-	}
+	if (ok && (r = inst_log_append(in, tw)) < 0)
+		return query_log_failed(in, j, fw, r);
 	sup_query_end(&in->q, MOONPEN__V1__STATUS__CODE__OK, "");
 	query_set(in);
 	inst_note_result(in, fw->result, ok);
@@ -180,11 +197,8 @@ static void query_answer(struct inst *in, struct job *j)
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
 		return query_broken(in, j, err);
 	}
-	if (inst_log_append(in, &tw) < 0) {
-		protobuf_c_message_free_unpacked(&fw->base, NULL);
-		query_discard(in, MOONPEN__V1__STATUS__CODE__INTERNAL, "out of memory");
-		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INTERNAL, "%s", "out of memory");
-	}
+	if ((r = inst_log_append(in, &tw)) < 0)
+		return query_log_failed(in, j, fw, r);
 	sup_query_begin(&in->q, fw->host_call, in->q.log_start, inst_now_ms(), timeout);
 	query_set(in);
 	inst_job_done(j, sup_query_pending_reply(fw, timeout));

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,12 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "supervisor/inst_priv.h"
+
+/* Restarted instances boot at most this many at a time: a thousand boots at
+ * once would starve the main thread (the API would start seconds late) and
+ * the spawner alike. Module-private; moonpend runs one supervisor. */
+#define RESTART_PARALLEL 4
+static sem_t boot_slots;
 
 /* ---- what a create records ------------------------------------------------------------ */
 
@@ -50,6 +57,7 @@ int inst_store_row(const struct inst *in, int status, const char *reason, sst_in
 int inst_persist_create(struct inst *in, char *err, size_t errlen)
 {
 	sst *st = in->is->s->store;
+	const ilog_snap *sn;
 	sst_label *labels = NULL;
 	sst_instance row;
 	int r = sst_note_pack(st, in->pk->mf->id, in->pk->mf->version, in->pk->hash);
@@ -62,6 +70,8 @@ int inst_persist_create(struct inst *in, char *err, size_t errlen)
 	r = inst_store_row(in, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING, "", &row, &labels);
 	if (r == 0) /* reset: nothing of an older instance of this id may survive */
 		r = sst_put_instance(st, &row, 1);
+	if (r == 0 && (sn = ilog_snap_newest(&in->ilog)) != NULL) /* created by a restore */
+		r = sst_put_snapshot(st, in->id, in->logged, sn->tick, sn->hash, sn->data, sn->len);
 out:
 	free(labels);
 	if (r < 0)
@@ -74,6 +84,8 @@ out:
 
 struct restore_ctx {
 	sup_insts *is;
+	struct inst **list; /* read, started once the whole store is read */
+	size_t n, cap;
 	unsigned running, quarantined, skipped;
 	char *err;
 	size_t errlen;
@@ -182,7 +194,38 @@ static const pack *row_pack(const sup_packs *ps, const sst_instance *row, char *
 	return sup_packs_find(ps, row->pack_id, NULL, NULL);
 }
 
-/* The instance of one stored row, in the table, its thread started. */
+static int keep(struct restore_ctx *x, struct inst *in)
+{
+	if (x->n == x->cap) {
+		size_t ncap = x->cap ? x->cap * 2 : 64;
+		struct inst **nl = realloc(x->list, ncap * sizeof *nl);
+		if (nl == NULL)
+			return -ENOMEM;
+		x->list = nl;
+		x->cap = ncap;
+	}
+	x->list[x->n++] = in;
+	return 0;
+}
+
+/* Starts every instance read (their boots run in parallel, in their threads,
+ * after the read: a boot does not slow the read down). */
+static int start_all(struct restore_ctx *x)
+{
+	size_t i;
+	int r = 0;
+
+	for (i = 0; i < x->n; i++) {
+		if (r == 0 && (r = inst_adopt(x->is, x->list[i])) < 0)
+			snprintf(x->err, x->errlen, "instance '%s': %s", x->list[i]->id,
+				 strerror(-r));
+		if (r < 0)
+			inst_discard(x->list[i]);
+	}
+	return r;
+}
+
+/* The instance of one stored row, kept for start_all. */
 static int restore_one(struct restore_ctx *x, const sst_loaded *l)
 {
 	const sst_instance *row = &l->inst;
@@ -209,13 +252,16 @@ static int restore_one(struct restore_ctx *x, const sst_loaded *l)
 		goto fail;
 	if (row->status == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED && !why[0])
 		snprintf(why, sizeof why, "%s", row->reason[0] ? row->reason : "quarantined");
-	if (why[0]) {
-		inst_quarantine(in, why);
+	if (why[0]) { /* not written back: the row keeps what it said (a pack
+		       * installed again brings the instance back at the next start) */
+		in->state = MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED;
+		snprintf(in->reason, sizeof in->reason, "%.255s", why);
+		log_warn("instance %s restored quarantined: %s", in->id, why);
 		x->quarantined++;
 	} else {
 		x->running++;
 	}
-	if ((r = inst_adopt(x->is, in)) == 0)
+	if ((r = keep(x, in)) == 0)
 		return 0;
 fail:
 	snprintf(x->err, x->errlen, "instance '%s': %s", row->id,
@@ -232,15 +278,29 @@ static int restore_visit(void *ud, const sst_loaded *l)
 int sup_insts_restore_all(sup_insts *is, sst *st, char *err, size_t errlen)
 {
 	struct restore_ctx x = {.is = is, .err = err, .errlen = errlen};
+	uint64_t t0 = inst_now_ms();
 	int r;
 
 	err[0] = '\0';
+	if (sem_init(&boot_slots, 0, RESTART_PARALLEL) != 0) {
+		snprintf(err, errlen, "sem_init: %s", strerror(errno));
+		return -errno;
+	}
 	r = sst_load(st, restore_visit, &x, err, errlen);
+	if (r < 0) {
+		for (size_t i = 0; i < x.n; i++)
+			inst_discard(x.list[i]);
+	} else {
+		r = start_all(&x);
+	}
+	free(x.list);
 	if (r < 0 && err[0] == '\0')
 		snprintf(err, errlen, "%s", strerror(-r));
 	if (r == 0 && x.running + x.quarantined + x.skipped > 0)
-		log_info("store: %u instances restored (%u booting, %u quarantined, %u skipped)",
-			 x.running + x.quarantined, x.running, x.quarantined, x.skipped);
+		log_info("store: %u instances read in %" PRIu64
+			 " ms (%u booting, %u quarantined, %u skipped)",
+			 x.running + x.quarantined, inst_now_ms() - t0, x.running, x.quarantined,
+			 x.skipped);
 	return r;
 }
 
@@ -346,13 +406,21 @@ static int boot_checked(struct inst *in, char *err, size_t errlen)
 		r = -EPROTO;
 	} else if (sn && (res == NULL || res->tick != sn->tick || res->state_hash.len != 32 ||
 			  memcmp(res->state_hash.data, sn->hash, 32) != 0)) {
-		snprintf(err, errlen, "the worker's state after restoring the stored snapshot "
-				      "(tick %" PRIu64 ") differs from it",
+		snprintf(err, errlen,
+			 "the worker's state after restoring the stored snapshot "
+			 "(tick %" PRIu64 ") differs from it",
 			 sn->tick);
 		r = -EPROTO;
 	}
 	if (r == 0)
 		inst_note_result(in, res, 0);
+	if (r == 0 && sn == NULL) { /* booted as created (on_init): a restore point */
+		pthread_mutex_lock(&in->mu);
+		if (ilog_set_create(&in->ilog, res) < 0)
+			log_warn("instance %s: no memory to keep its creation for Rollback",
+				 in->id);
+		pthread_mutex_unlock(&in->mu);
+	}
 	protobuf_c_message_free_unpacked(&fw->base, NULL);
 	return r;
 }
@@ -360,14 +428,27 @@ static int boot_checked(struct inst *in, char *err, size_t errlen)
 int inst_restart_boot(struct inst *in)
 {
 	char err[512] = "";
-	int quarantined;
+	int quarantined, stopping, r;
 
 	pthread_mutex_lock(&in->mu);
 	quarantined = in->state == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED;
 	pthread_mutex_unlock(&in->mu);
 	if (quarantined)
 		return 1; /* stays without a worker: answers QUARANTINED, can be closed */
-	if (boot_checked(in, err, sizeof err) < 0 || replay_loaded(in, err, sizeof err) < 0) {
+	while (sem_wait(&boot_slots) != 0) /* EINTR only */
+		;
+	pthread_mutex_lock(&in->mu);
+	stopping = in->stop;
+	pthread_mutex_unlock(&in->mu);
+	if (stopping) { /* shut down before its turn: no boot; the store keeps it */
+		sem_post(&boot_slots);
+		return 0;
+	}
+	r = boot_checked(in, err, sizeof err);
+	if (r == 0)
+		r = replay_loaded(in, err, sizeof err);
+	sem_post(&boot_slots);
+	if (r < 0) {
 		inst_quarantine(in, err);
 		return 1;
 	}

@@ -133,6 +133,8 @@ int inst_retry_input(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWork
 	for (kills = 1;; kills++) {
 		code = in->death_code;
 		snprintf(msg, sizeof msg, "%s", in->death);
+		if (code != MOONPEN__V1__STATUS__CODE__QUARANTINED)
+			inst_record_incident(in, tw); /* the flight recorder (inst_history.c) */
 		if (code == MOONPEN__V1__STATUS__CODE__QUARANTINED || inst_restore(in, msg) < 0)
 			break; /* quarantined: the input is answered with its status */
 		if (kills >= MP_DEAD_LETTER_KILLS) {

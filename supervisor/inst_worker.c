@@ -16,48 +16,35 @@
 #include "common/log.h"
 #include "common/wire.h"
 #include "supervisor/inst_priv.h"
+#include "supervisor/winit.h"
 
 /* ---- workers: boot, input log, restore ------------------------------------------------- */
 
 uint32_t inst_hard_ms(const struct inst *in, uint32_t scale)
 {
-	uint64_t ms = (uint64_t)in->deadline_ms * scale * in->is->s->cfg.hard_factor;
-
-	if (ms < MP_HARD_DEADLINE_FLOOR_MS)
-		ms = MP_HARD_DEADLINE_FLOOR_MS;
-	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+	return sup_hard_ms(in->deadline_ms, scale, in->is->s->cfg.hard_factor);
 }
 
-static void set_init(const struct inst *in, Moonpen__Worker__V1__Init *init,
-		     Moonpen__Worker__V1__Limits *lim)
+void inst_set_init(const struct inst *in, Moonpen__Worker__V1__Init *init,
+		   Moonpen__Worker__V1__Limits *lim)
 {
 	const Moonpen__V1__CreateInstance *c = in->create->create;
 	const sup *s = in->is->s;
-
-	moonpen__worker__v1__init__init(init);
-	moonpen__worker__v1__limits__init(lim);
-	lim->mem_bytes = in->mem_bytes;
-	lim->deadline_ms = in->deadline_ms;
-	lim->instructions = in->pk->mf->instructions;
-	lim->max_effects = MP_MAX_EFFECTS;
-	lim->max_logs = MP_MAX_LOGS;
-	lim->max_value_depth = MP_MAX_VALUE_DEPTH;
-	lim->max_emit_depth = MP_MAX_EMIT_DEPTH;
-	init->instance_id = (char *)in->id;
-	init->pack_id = in->pk->mf->id;
-	init->pack_version = in->pk->mf->version;
-	init->manifest_json.data = (uint8_t *)in->pk->manifest_json;
-	init->manifest_json.len = in->pk->manifest_len;
-	init->n_files = in->pk->n_files;
-	init->files = in->pk->files;
-	init->host_api_json.data = (uint8_t *)s->host_api;
-	init->host_api_json.len = s->host_api_len;
-	init->seed = c->seed;
-	init->tick_ms = in->tick_ms;
-	init->limits = lim;
 	/* CreateInstance and Init label entries have the same layout (key, value) */
-	init->n_labels = c->n_labels;
-	init->labels = (Moonpen__Worker__V1__Init__LabelsEntry **)c->labels;
+	sup_winit_opts o = {.instance_id = in->id,
+			    .pk = in->pk,
+			    .host_api = s->host_api,
+			    .host_api_len = s->host_api_len,
+			    .seed = c->seed,
+			    .tick_ms = in->tick_ms,
+			    .mem_bytes = in->mem_bytes,
+			    .deadline_ms = in->deadline_ms,
+			    .labels = (Moonpen__Worker__V1__Init__LabelsEntry **)c->labels,
+			    .n_labels = c->n_labels};
+
+	sup_winit_fill(&o, init, lim);
+	lim->mem_bytes = in->mem_bytes; /* as the instance computed them */
+	lim->deadline_ms = in->deadline_ms;
 }
 
 /* Notes its worker's pid and confinement layers for GetInstance. */
@@ -122,7 +109,7 @@ int inst_boot(struct inst *in, Moonpen__Worker__V1__FromWorker **fw, char *err, 
 	Moonpen__Worker__V1__Limits lim;
 	int r;
 
-	set_init(in, &init, &lim);
+	inst_set_init(in, &init, &lim);
 	if (sn) {
 		init.snapshot.data = sn->data;
 		init.snapshot.len = sn->len;
@@ -203,6 +190,9 @@ int inst_log_append(struct inst *in, Moonpen__Worker__V1__ToWorker *tw)
 	 * the entry stays put without the lock while the store commits it */
 	e = &in->ilog.ents[in->ilog.n - 1];
 	r = sst_append_input(in->is->s->store, in->id, in->logged, e->data, e->len);
+	if (r == -EEXIST && sst_truncate(in->is->s->store, in->id, in->logged) == 0)
+		/* a discarded tail the store kept (its truncate failed): gone now */
+		r = sst_append_input(in->is->s->store, in->id, in->logged, e->data, e->len);
 	if (r < 0) {
 		log_error("instance %s: the store refused input %" PRIu64 ": %s", in->id,
 			  in->logged, strerror(-r));
@@ -356,6 +346,35 @@ static int reboot(struct inst *in, const char *why)
 	}
 	inst_quarantine(in, err);
 	return -1;
+}
+
+/* H3 (inst_priv.h): one attempt, no restart counted, no quarantine here. */
+int inst_rebuild(struct inst *in, Moonpen__Worker__V1__FromWorker **init_reply, char *err,
+		 size_t errlen)
+{
+	Moonpen__Worker__V1__FromWorker *fw = NULL;
+	int r;
+
+	drop_worker(in);
+	if (inst_boot(in, &fw, err, errlen) < 0)
+		return -EPIPE;
+	if (fw->status->code != MOONPEN__V1__STATUS__CODE__OK) {
+		snprintf(err, errlen, "the worker refused the snapshot: %s", fw->status->message);
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+		drop_worker(in);
+		return -EINVAL;
+	}
+	r = replay(in, err, errlen);
+	if (r < 0) {
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+		drop_worker(in);
+		return r;
+	}
+	if (init_reply)
+		*init_reply = fw;
+	else
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+	return 0;
 }
 
 /* The worker died: start another, restore. Quarantines on failure, and when

@@ -800,7 +800,11 @@ static int decode_entries(mst_store *st, struct dec *d, char *err, size_t errlen
 int mst_decode(mst_store *st, const uint8_t *buf, size_t len, unsigned max_depth, char *err,
 	       size_t errlen)
 {
-	struct dec d = {buf, buf + len, max_depth};
+	static const uint8_t none[1];
+	struct dec d;
+	if (buf == NULL) /* no state bytes: refused below, without NULL + 0 */
+		buf = none;
+	d = (struct dec){buf, buf + len, max_depth};
 	uint8_t *again = NULL;
 	size_t alen = 0;
 	int r = st->n == 0 && !st->journaling ? 0 : -EINVAL;

@@ -238,3 +238,54 @@ Test(ctl, usage_of_the_new_commands)
 	cr_expect_eq(ctl("trace q", out, sizeof out), 2);
 	cr_expect_str_eq(out, "");
 }
+
+/* snapshot --out FILE, then restore ID FILE: in place (the state goes back)
+ * and into a free id (a copy with the same state hash). */
+Test(ctl, snapshot_to_a_file_and_restore, .init = up, .fini = down)
+{
+	char out[8192], args[600], hash[65], path[400], *first, *again;
+	json_t *j;
+
+	snprintf(path, sizeof path, "%s/k.snap", D.dir);
+	cr_assert_eq(ctl("create k --pack key-collection --seed 5", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(ctl("event k OnPickup:key '{\"player\":\"p1\"}'", out, sizeof out), 0);
+	j = parse(out);
+	snprintf(hash, sizeof hash, "%s", json_string_value(json_object_get(j, "state_hash")));
+	json_decref(j);
+	snprintf(args, sizeof args, "snapshot k --out '%s'", path);
+	cr_assert_eq(ctl(args, out, sizeof out), 0, "%s", out);
+	j = parse(out);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "snapshot_file")), path);
+	json_decref(j);
+	cr_assert_eq(ctl("event k OnPickup:key '{\"player\":\"p2\"}'", out, sizeof out), 0);
+	j = parse(out);
+	cr_expect_str_neq(json_string_value(json_object_get(j, "state_hash")), hash);
+	first = dump(json_object_get(j, "effects"));
+	json_decref(j);
+
+	snprintf(args, sizeof args, "restore k '%s'", path);
+	cr_assert_eq(ctl(args, out, sizeof out), 0, "%s", out);
+	j = parse(out);
+	cr_expect_str_eq(code(j), "ok");
+	cr_expect_str_eq(json_string_value(json_object_get(j, "state_hash")), hash, "%s", out);
+	json_decref(j);
+	/* the same pickup again gives what the first one gave */
+	cr_assert_eq(ctl("event k OnPickup:key '{\"player\":\"p2\"}'", out, sizeof out), 0);
+	j = parse(out);
+	again = dump(json_object_get(j, "effects"));
+	cr_expect_str_eq(again, first);
+	cr_expect_str_eq(again, "[{\"api\":\"ui\",\"fn\":\"broadcast\",\"args\":[\"Keys: 2/3\"],"
+				"\"trigger_id\":\"key-pickup\"}]");
+	free(first);
+	free(again);
+	json_decref(j);
+
+	snprintf(args, sizeof args, "restore k2 '%s'", path);
+	cr_assert_eq(ctl(args, out, sizeof out), 0, "%s", out);
+	j = parse(out);
+	cr_expect_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "info"), "instance_id")), "k2",
+	    "%s", out);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "state_hash")), hash, "%s", out);
+	json_decref(j);
+}

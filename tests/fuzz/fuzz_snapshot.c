@@ -31,6 +31,8 @@
 #include <string.h>
 
 #include "common/val.h"
+#include "common/wire.h"
+#include "policy/limits.h"
 #include "supervisor/ilog.h"
 #include "worker/engine.h"
 #include "worker.pb-c.h"
@@ -204,12 +206,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* Seed-dump mode: FUZZ_SNAPSHOT_SEEDS=<dir>. */
-static void dump(eng *e, const char *dir, const char *name)
+static void dump(eng *src, const char *dir, const char *name)
 {
 	char path[4096];
 	size_t len = 0;
-	uint8_t *buf = snapshot(e, &len);
+	uint8_t *buf = snapshot(src, &len);
 	FILE *f;
+	eng *e;
 
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	f = fopen(path, "wb");
@@ -217,6 +220,12 @@ static void dump(eng *e, const char *dir, const char *name)
 		fprintf(stderr, "fuzz_snapshot: cannot write %s\n", path);
 		exit(1);
 	}
+	e = create(buf, len); /* a seed must restore */
+	if (e == NULL) {
+		fprintf(stderr, "fuzz_snapshot: seed %s does not restore\n", name);
+		exit(1);
+	}
+	eng_free(e);
 	free(buf);
 }
 
@@ -274,7 +283,7 @@ static int sup_header(const uint8_t *data, size_t size, uint64_t *tick, uint8_t 
 
 	memset(&l, 0, sizeof l);
 	memset(err, 'x', sizeof err);
-	r = ilog_snap_add(&l, data, size, "fuzz:1", 0, 2, err, sizeof err);
+	r = ilog_snap_add(&l, data, size, "fuzz:1", 1, 2, err, sizeof err);
 	if (r == 0) {
 		const ilog_snap *sn = ilog_snap_newest(&l);
 		if (sn == NULL || sn->len != size)

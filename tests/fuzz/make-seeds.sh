@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Writes the seed corpora of tests/fuzz/corpus/ (run once by hand; the outputs
 # are checked in). Protobuf seeds are written in text format here and encoded
-# with protoc --encode, so they stay readable. Run from the repository root.
+# with protoc --encode, so they stay readable. Run from the repository root,
+# after `make all fuzz-build`: the snapshot seeds are real snapshots written by
+# build-fuzz/bin/fuzz_snapshot (FUZZ_SNAPSHOT_SEEDS mode), the trace seeds are
+# recorded by build/bin/spk (both skipped, with a warning, when missing).
 set -euo pipefail
 c=tests/fuzz/corpus
-mkdir -p $c/request $c/from_worker $c/to_worker $c/value_lua $c/manifest $c/schema $c/json_value
+mkdir -p $c/request $c/from_worker $c/to_worker $c/value_lua $c/manifest $c/schema $c/json_value \
+	$c/grants $c/trace $c/snapshot
+
+# ---- snapshots (worker restore path), first: other seeds embed one ----
+if [ -x build-fuzz/bin/fuzz_snapshot ]; then
+	FUZZ_SNAPSHOT_SEEDS=$c/snapshot build-fuzz/bin/fuzz_snapshot >/dev/null 2>&1
+else
+	echo "make-seeds: no build-fuzz/bin/fuzz_snapshot (make fuzz-build): snapshot seeds kept" >&2
+fi
+SNAP=$c/snapshot/after-inputs
+# a file as a text-format string ("\x0a\x05...")
+hexstr() { od -An -v -tx1 "$1" | tr -d ' \n' | sed 's/../\\x&/g'; }
 
 enc() { # enc <message type> <out file> <text>
 	printf '%s\n' "$3" | protoc --proto_path=proto --encode="$1" proto/moonpen.proto proto/worker.proto >"$2"
@@ -24,6 +38,13 @@ enc $R $c/request/close 'id: 6 close { instance_id: "x" }'
 enc $R $c/request/info 'id: 7 info { instance_id: "x" }'
 enc $R $c/request/list 'id: 8 list {}'
 enc $R $c/request/bad-utf8 'id: 9 event { instance_id: "i" name: "e" payload { string_value: "\xc3\x28" } }'
+enc $R $c/request/host-result "id: 10 host_result { instance_id: \"q:1\" call_id: 3 value { $VAL } }"
+enc $R $c/request/host-result-error 'id: 11 host_result { instance_id: "q:1" call_id: 18446744073709551615 error: "bank down" }'
+enc $R $c/request/rollback 'id: 12 rollback { instance_id: "dungeon:1" tick: 100 }'
+[ -f $SNAP ] && enc $R $c/request/restore "id: 13 restore { instance_id: \"fuzz:1\" snapshot: \"$(hexstr $SNAP)\" }"
+enc $R $c/request/restore-junk 'id: 14 restore { instance_id: "x" snapshot: "\x08\x01\x12\x01x" }'
+enc $R $c/request/trace 'id: 15 trace { instance_id: "dungeon:1" }'
+enc $R $c/request/incident 'id: 16 incident { instance_id: "dungeon:1" }'
 
 # ---- worker replies (supervisor side); first byte = expected seq ----
 F=moonpen.worker.v1.FromWorker
@@ -32,6 +53,10 @@ fw hello 0 'seq: 0 hello { pid: 1234 layers: "seccomp" layers: "no_new_privs" mi
 fw ok 1 "seq: 1 status { code: OK } result { effects { api: \"ecs\" fn: \"spawn\" args { string_value: \"goblin\" } args { $VAL } trigger_id: \"wave\" } returns { $VAL } tick: 10 state_hash: \"0123456789abcdef0123456789abcdef\" usage { cpu_us: 12 mem_bytes: 4096 } logs { level: \"info\" message: \"hi\" tick: 10 } }"
 fw error 2 'seq: 2 status { code: SCRIPT_ERROR message: "main.lua:3: boom" traceback: "stack traceback:" retryable: false } result { tick: 3 }'
 fw snapshot 3 'seq: 3 status { code: OK } snapshot: "\x01\x02state"'
+fw pending 4 "seq: 4 slot: 7 status { code: PENDING } host_call { call_id: 1 api: \"bank\" fn: \"balance\" args { string_value: \"ada\" } args { $VAL } }"
+fw pending-noid 5 'seq: 5 status { code: PENDING } host_call { api: "bank" fn: "" }'
+fw slot-ok 6 'seq: 6 slot: 1023 status { code: OK } result { tick: 4 state_hash: "0123456789abcdef0123456789abcdef" }'
+[ -f $SNAP ] && fw snapshot-real 7 "seq: 7 slot: 2 status { code: OK } snapshot: \"$(hexstr $SNAP)\""
 
 # ---- worker inputs (engine side): ToWorker ----
 T=moonpen.worker.v1.ToWorker
@@ -40,6 +65,8 @@ enc $T $c/to_worker/event-other 'seq: 1 event { instance_id: "k" name: "OnAreaEn
 enc $T $c/to_worker/tick 'seq: 2 tick { instance_id: "k" count: 5 }'
 enc $T $c/to_worker/call "seq: 3 call { instance_id: \"k\" function: \"on_init\" args { $VAL } }"
 enc $T $c/to_worker/call-tostring 'seq: 3 call { instance_id: "k" function: "tostring" args { int_value: 3 } }'
+enc $T $c/to_worker/host-result 'seq: 4 host_result { instance_id: "k" call_id: 1 value { int_value: 5 } }'
+enc $T $c/to_worker/abort 'seq: 5 slot: 3 abort {}'
 enc $T $c/to_worker/init 'seq: 0 init { instance_id: "k" pack_id: "key-collection" pack_version: "1.0.0" manifest_json: "{\"id\":\"k\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\",\"apis\":[\"ui\"]}" files { path: "main.lua" data: "function on_init(ctx) state.set(\"n\", 1) end\nev.on(\"E\", function(ctx) ui.broadcast(\"x\" .. state.incr(\"n\")) end)" } seed: 7 tick_ms: 50 limits { mem_bytes: 4194304 deadline_ms: 50 max_effects: 16 max_logs: 16 max_value_depth: 8 max_emit_depth: 4 } }'
 
 # ---- Values (Value <-> Lua) ----
@@ -59,4 +86,40 @@ printf '%s' '{"a":[1,2.5,"x",null,true,{"$bytes":"AAE="}],"b":{"c":{}}}' >$c/jso
 printf '%s' '[[[[["deep"]]]]]' >$c/json_value/nested.json
 printf '%s' '"a\u0000b"' >$c/json_value/nul.json
 printf '%s' '-1.5e300' >$c/json_value/float.json
+
+# ---- manifests with every rate_limits form and isolation ----
+printf '%s' '{"id":"rl","version":"1.0.0","engine":"lua","entry":"main.lua","player_field":"who","isolation":"pool","triggers":[{"id":"t1","event":"E","action":"f"},{"id":"t2","event":"F.*","action":"g","throttle_ms":10}],"rate_limits":{"global":{"per_second":1000000},"per_player":{"per_second":1,"burst":1000000},"triggers":{"t1":{"per_second":5,"burst":1},"t2":{"per_second":2}}}}' >$c/manifest/rate-limits-all.json
+printf '%s' '{"id":"iso","version":"1.0.0","engine":"lua","entry":"main.lua","isolation":"instance","rate_limits":{}}' >$c/manifest/isolation-instance.json
+
+# ---- grants (grants_parse; "pattern\0id" inputs compare grants_match) ----
+cp policy/grants.json $c/grants/policy.json
+cp tests/e2e/packs/grants_all.json $c/grants/all.json
+printf '%s' '{"version":1,"grants":[{"packs":["d?ngeon-*","*-forest","a.b-c_9","q*y"],"apis":["*"]},{"packs":["*"],"apis":["_x","bank"],"description":"d"}]}' >$c/grants/patterns.json
+printf 'dungeon-*\0dungeon-forest' >$c/grants/match-star
+printf 'a?c*x?\0abcxyzxy' >$c/grants/match-mixed
+printf '*?*?*\0ab' >$c/grants/match-stars
+
+# ---- traces (trace_parse + round trip) ----
+if [ -x build/bin/spk ]; then
+	t=$(mktemp -d)
+	printf '%s\n' '{"event": "OnLeverSwitch", "payload": {"player": "ada"}}' '{"tick": 100}' \
+		'{"event": "OnAreaEnter:boss_room", "payload": {"players": 3}}' '{"call": "spawn_wave", "args": []}' \
+		'{"tick": 250}' '{"event": "OnLeverSwitch", "payload": {"player": "bob", "x": [1, 2.5, null, {"$bytes": "AAE="}]}}' >$t/ev1
+	build/bin/spk run examples/packs/dungeon-forest --events $t/ev1 --seed 7 --record $c/trace/dungeon.json >/dev/null
+	printf '%s\n' '{"event": "loot", "payload": {"player": "ada"}}' '{"event": "trade", "payload": {"player": "ada", "other": "bob"}}' \
+		'{"event": "bump"}' '{"event": "loot", "payload": {"player": "cy"}}' >$t/ev2
+	printf '%s\n' '{"value": 5}' '{"value": 7}' '{"value": 9}' '{"error": "bank down"}' >$t/ans
+	build/bin/spk run tests/e2e/packs/query --events $t/ev2 --answers $t/ans --host-api tests/e2e/packs/host_api_query.json \
+		--seed 18446744073709551615 --record $c/trace/query.json >/dev/null
+	rm -rf $t
+else
+	echo "make-seeds: no build/bin/spk (make all): recorded trace seeds kept" >&2
+fi
+H=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+PK='"pack":{"id":"fuzz-snap","version":"1.0.0","content_hash":"'$H'"},"seed":4242,"tick_ms":50'
+[ -f $SNAP ] && printf '%s' '{"format":1,'"$PK"',"start_snapshot":"'"$(base64 -w0 $SNAP)"'","inputs":[
+{"index":0,"tick":3,"kind":"call","name":"sum","args":[1,2.5,"x",{"$bytes":"AAE="},[1,[2]],{"k":null}],"answers":[],"status":"OK","effects":[{"api":"game","fn":"fx","args":[3.5],"trigger":"call:sum"}],"returns":[3.5],"state_hash":"'$H'"}]}' >$c/trace/start-snapshot.json
+printf '%s' '{"format":1,'"$PK"',"init":{"status":"OK","message":"m","effects":[],"returns":[]},"inputs":[
+{"index":0,"tick":0,"kind":"event","name":"Hit","payload":null,"answers":[{"call_id":1,"error":"no"},{"call_id":"18446744073709551615","value":{"a":[true,-0.0,1e300]}}],"status":"SCRIPT_ERROR","message":"main.lua:1: boom","effects":[],"returns":[],"state_hash":"'$H'"},
+{"index":1,"tick":0,"kind":"tick","count":100000,"status":"TIMEOUT","killed":true,"message":"hard deadline","effects":[],"returns":[]}]}' >$c/trace/killed.json
 rm -f /tmp/mp-seed.bin

@@ -16,6 +16,7 @@
 #include "common/wire.h"
 #include "policy/limits.h"
 #include "supervisor/wchan.h"
+#include "supervisor/winit.h"
 
 typedef Moonpen__Worker__V1__ToWorker to_worker;
 typedef Moonpen__Worker__V1__FromWorker from_worker;
@@ -31,7 +32,8 @@ struct spk_sess {
 	wchan *w;
 	unsigned next_id;
 	uint64_t tick;
-	uint32_t deadline_ms;
+	uint32_t deadline_ms, hard_factor;
+	char snap_id[MP_MAX_ID_BYTES + 1]; /* Init.instance_id while restoring a snapshot */
 };
 
 /* moonpen-worker next to spk, or in ../libexec/moonpen (installed layout). */
@@ -61,30 +63,14 @@ static int find_worker(char *out, size_t len, char *err, size_t errlen)
 
 static void fill_init(spk_sess *s, const spk_sess_opts *o)
 {
-	const mf_manifest *mf = o->pk->mf;
-	Moonpen__Worker__V1__Init *init = &s->init;
+	sup_winit_opts w = {.instance_id = SPK_INSTANCE_ID,
+			    .pk = o->pk,
+			    .host_api = o->host_api,
+			    .host_api_len = o->host_api_len,
+			    .seed = o->seed,
+			    .tick_ms = o->tick_ms};
 
-	moonpen__worker__v1__init__init(init);
-	moonpen__worker__v1__limits__init(&s->lim);
-	s->lim.mem_bytes = mf->mem_bytes ? mf->mem_bytes : MP_LUA_MEM_BYTES;
-	s->lim.deadline_ms = s->deadline_ms;
-	s->lim.instructions = mf->instructions;
-	s->lim.max_effects = MP_MAX_EFFECTS;
-	s->lim.max_logs = MP_MAX_LOGS;
-	s->lim.max_value_depth = MP_MAX_VALUE_DEPTH;
-	s->lim.max_emit_depth = MP_MAX_EMIT_DEPTH;
-	init->instance_id = SPK_INSTANCE_ID;
-	init->pack_id = mf->id;
-	init->pack_version = mf->version;
-	init->manifest_json.data = (uint8_t *)o->pk->manifest_json;
-	init->manifest_json.len = o->pk->manifest_len;
-	init->n_files = o->pk->n_files;
-	init->files = o->pk->files;
-	init->host_api_json.data = (uint8_t *)o->host_api;
-	init->host_api_json.len = o->host_api_len;
-	init->seed = o->seed;
-	init->tick_ms = o->tick_ms ? o->tick_ms : mf->tick_ms ? mf->tick_ms : MP_DEFAULT_TICK_MS;
-	init->limits = &s->lim;
+	sup_winit_fill(&w, &s->init, &s->lim);
 }
 
 int spk_sess_new(const spk_sess_opts *o, spk_sess **out, char *err, size_t errlen)
@@ -98,7 +84,8 @@ int spk_sess_new(const spk_sess_opts *o, spk_sess **out, char *err, size_t errle
 		return -ENOMEM;
 	}
 	s->pk = o->pk;
-	s->deadline_ms = o->pk->mf->deadline_ms ? o->pk->mf->deadline_ms : MP_SOFT_DEADLINE_MS;
+	s->deadline_ms = sup_winit_deadline_ms(o->pk, 0);
+	s->hard_factor = MP_HARD_DEADLINE_FACTOR; /* moonpend's default --hard-factor */
 	r = find_worker(s->worker, sizeof s->worker, err, errlen);
 	if (r < 0)
 		goto out;
@@ -130,23 +117,25 @@ uint64_t spk_sess_tick(const spk_sess *s)
 /* The hard deadline for an input worth `scale` soft deadlines, as moonpend's. */
 static uint32_t hard_ms(const spk_sess *s, uint32_t scale)
 {
-	uint64_t ms = (uint64_t)s->deadline_ms * scale * MP_HARD_DEADLINE_FACTOR;
-
-	if (ms < MP_HARD_DEADLINE_FLOOR_MS)
-		ms = MP_HARD_DEADLINE_FLOOR_MS;
-	return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+	return sup_hard_ms(s->deadline_ms, scale, s->hard_factor);
 }
 
-/* The tick a snapshot was taken at (its header); 0 when it cannot be read
- * (the worker will refuse it and say why). */
-static uint64_t snapshot_tick(const uint8_t *snap, size_t len)
+/* The tick a snapshot was taken at (its header), and the instance it is of
+ * in s->snap_id (the Init restores it under that id, as moonpend did: a
+ * trace exported by moonpend starts from its snapshot). Tick 0 and the
+ * session's id when it cannot be read (the worker will refuse it, saying why). */
+static uint64_t snapshot_tick(spk_sess *s, const uint8_t *snap, size_t len)
 {
 	ProtobufCMessage *m = NULL;
 	uint64_t tick = 0;
 
+	snprintf(s->snap_id, sizeof s->snap_id, "%s", SPK_INSTANCE_ID);
 	if (wire_unpack(&moonpen__worker__v1__snapshot__descriptor, snap, len,
 			MP_SNAPSHOT_MAX_BYTES, &m) == 0) {
-		tick = ((Moonpen__Worker__V1__Snapshot *)m)->tick;
+		Moonpen__Worker__V1__Snapshot *h = (Moonpen__Worker__V1__Snapshot *)m;
+		tick = h->tick;
+		if (h->instance_id[0] && strlen(h->instance_id) < sizeof s->snap_id)
+			snprintf(s->snap_id, sizeof s->snap_id, "%s", h->instance_id);
 		protobuf_c_message_free_unpacked(m, NULL);
 	}
 	return tick;
@@ -169,8 +158,10 @@ int spk_sess_boot(spk_sess *s, const uint8_t *snap, size_t snap_len, from_worker
 	r = wchan_start(&o, &s->w, err, errlen);
 	if (r < 0)
 		return r;
+	s->tick = snap_len ? snapshot_tick(s, snap, snap_len) : 0;
 	s->init.snapshot.data = (uint8_t *)snap;
 	s->init.snapshot.len = snap_len;
+	s->init.instance_id = snap_len ? s->snap_id : SPK_INSTANCE_ID;
 	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_INIT;
 	tw.init = &s->init;
 	r = wchan_rpc(s->w, &tw, hard_ms(s, 1) + MP_SPAWN_TIMEOUT_MS, reply);
@@ -183,7 +174,6 @@ int spk_sess_boot(spk_sess *s, const uint8_t *snap, size_t snap_len, from_worker
 		s->w = NULL;
 		return r;
 	}
-	s->tick = snap_len ? snapshot_tick(snap, snap_len) : 0;
 	if ((*reply)->result)
 		s->tick = (*reply)->result->tick;
 	return 0;
