@@ -365,26 +365,77 @@ static int replay_entry(struct inst *in, size_t i, int *pending, char *err, size
 	return r;
 }
 
-/* Replays the loaded entries (the log's last replay_n); an input still
- * waiting on a query at the end is dropped. */
+struct raw {
+	uint8_t *data;
+	size_t len;
+};
+
+/* Takes the loaded entries (the log's last replay_n) out of the log, copied:
+ * replay_loaded puts each back just before it replays it, so that its
+ * outcome lands on it (inst_note_result records the newest input's), as when
+ * it was first served. NULL when out of memory. */
+static struct raw *take_tail(struct inst *in, size_t n)
+{
+	struct raw *t = calloc(n ? n : 1, sizeof *t);
+	size_t i;
+
+	for (i = 0; t && i < n; i++) {
+		const ilog_ent *e = &in->ilog.ents[in->ilog.n - n + i];
+		if ((t[i].data = malloc(e->len ? e->len : 1)) == NULL)
+			break;
+		memcpy(t[i].data, e->data, e->len);
+		t[i].len = e->len;
+	}
+	if (t && i < n) {
+		while (i-- > 0)
+			free(t[i].data);
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_lock(&in->mu);
+	if (t)
+		ilog_truncate(&in->ilog, n);
+	pthread_mutex_unlock(&in->mu);
+	return t;
+}
+
+/* Replays the loaded entries; an input still waiting on a query at the end
+ * is dropped. */
 static int replay_loaded(struct inst *in, char *err, size_t errlen)
 {
-	size_t i, start = in->ilog.n - in->replay_n, pend = SIZE_MAX;
-	int r = 0, pending = 0;
+	size_t n = in->replay_n, done = 0, i, pend = SIZE_MAX;
+	struct raw *t = take_tail(in, n);
+	int r = t ? 0 : -ENOMEM, pending = 0;
 
-	for (i = start; r == 0 && i < in->ilog.n; i++) {
+	while (r == 0 && done < n) {
 		Moonpen__Worker__V1__ToWorker *tw = NULL;
 		int is_answer = 0;
-		if (ilog_get(&in->ilog, i, &tw) == 0) {
+		pthread_mutex_lock(&in->mu);
+		r = ilog_append_raw(&in->ilog, t[done].data, t[done].len);
+		pthread_mutex_unlock(&in->mu);
+		if (r < 0)
+			break;
+		done++;
+		if (ilog_get(&in->ilog, in->ilog.n - 1, &tw) == 0) {
 			is_answer = tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT;
 			protobuf_c_message_free_unpacked(&tw->base, NULL);
 		}
-		r = replay_entry(in, i, &pending, err, errlen);
+		r = replay_entry(in, in->ilog.n - 1, &pending, err, errlen);
 		if (pending && !is_answer)
-			pend = i;
+			pend = in->ilog.n - 1;
 		if (!pending)
 			pend = SIZE_MAX;
 	}
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "%s", "out of memory replaying the stored log");
+	pthread_mutex_lock(&in->mu); /* a failed replay quarantines: keep the log whole */
+	for (; t && r < 0 && done < n; done++)
+		if (ilog_append_raw(&in->ilog, t[done].data, t[done].len) < 0)
+			break;
+	pthread_mutex_unlock(&in->mu);
+	for (i = 0; t && i < n; i++)
+		free(t[i].data);
+	free(t);
 	if (r == 0 && pend != SIZE_MAX)
 		r = drop_pending(in, pend, err, errlen);
 	return r;

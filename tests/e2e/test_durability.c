@@ -5,8 +5,11 @@
  * input applied exactly once and no unacknowledged one applied twice, equal to
  * a reference run fed exactly the applied inputs (tests/e2e/durability_run.h).
  * Also: a restarted instance keeps its identity; a closed one stays gone; a
- * quarantined one stays quarantined; `power` mode; one state folder, one
- * moonpend. Runs in the test process against real moonpend daemons.
+ * quarantined one stays quarantined; a missing pack version quarantines
+ * until it returns; pooled instances; queries across a kill; a store that
+ * refuses an input; Rollback after a restart; a clean stop; `power` mode;
+ * one state folder, one moonpend. Runs in the test process against real
+ * moonpend daemons.
  */
 #include <criterion/criterion.h>
 #include <sqlite3.h>
@@ -467,5 +470,64 @@ Test(durability, store_failure_answers_unavailable_and_applies_nothing, .timeout
 	cr_expect_eq(total("s"), 7, "1 + 2 + 4: the refused 100 was not applied");
 	restart_with("process", NULL);
 	cr_expect_eq(total("s"), 7);
+	down();
+}
+
+/* Rollback after a restart, to a point after the newest stored snapshot (the
+ * restart replays the stored log with each input's outcome), and the
+ * rolled-back log is what the next restart finds. */
+Test(durability, rollback_after_a_restart, .timeout = 60)
+{
+	uint64_t tick[37];
+	char hash[37][65];
+	mp_response *r = NULL;
+	dr_op op = {0};
+
+	up_with("process", NULL);
+	create("rb", 21, 0);
+	for (int i = 0; i < 37; i++) { /* ticks and events; snapshots after entries 16, 32 */
+		op.kind = (unsigned char)(i % 2 ? 1 : 0);
+		op.arg = (unsigned short)(1 + i % 3);
+		cr_assert_eq(dr_send(C, "rb", &op, &r), 0);
+		cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+		tick[i] = r->result->tick;
+		dr_hash(r, hash[i]);
+		mp_response_free(r);
+	}
+	restart_with("process", NULL);
+	cr_assert_eq(mp_rollback(C, "rb", tick[35], &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	cr_expect_eq(r->result->tick, tick[35]);
+	cr_expect_str_eq(tr_hash(r), hash[35], "the state after input 35, the last at that tick");
+	mp_response_free(r);
+	restart_with("process", NULL);
+	cr_assert_eq(mp_tick(C, "rb", 1, &r), 0); /* served once the restart has booted it */
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	cr_expect_eq(r->result->tick, tick[35] + 1, "the rolled-back inputs stay gone");
+	mp_response_free(r);
+	r = info("rb");
+	cr_expect_eq(r->info->inputs, 37, "36 kept and the tick");
+	mp_response_free(r);
+	down();
+}
+
+/* A clean stop (SIGTERM) keeps every instance for the next start. */
+Test(durability, clean_stop_keeps_instances, .timeout = 60)
+{
+	mp_response *r;
+
+	up_with("process", NULL);
+	create("calm", 8, 0);
+	inputs("calm", 20);
+	mp_disconnect(C);
+	C = NULL;
+	cr_assert_eq(dr_stop(&D), 0, "log %s", D.log);
+	cr_assert_eq(dr_start(&D, "process", NULL, NULL), 0, "log %s", D.log);
+	cr_assert_eq(mp_connect(D.url, &C), 0);
+	barrier("calm", "ok");
+	r = info("calm");
+	cr_expect_eq(r->info->inputs, 21);
+	cr_expect_eq(r->info->state, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING);
+	mp_response_free(r);
 	down();
 }

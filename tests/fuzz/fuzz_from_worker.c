@@ -1,13 +1,25 @@
 /*
  * fuzz_from_worker — libFuzzer harness for the supervisor's side of the worker
- * protocol (runs in the fuzzer only). Input: the bytes a compromised worker
- * may send on its PAIR1 channel. Applies what the supervisor applies to a
- * reply: wire_unpack with the reply size cap (supervisor/wchan.c
- * recv_reply), the sequence and status checks of wchan_rpc, the Hello checks
- * of wait_hello, and the Value checks (val_check on every returned Value and
- * effect argument) that a reply must pass before its values reach a client.
- * The first byte of the input chooses the expected sequence number.
+ * protocol (runs in the fuzzer only). Input: [expected seq: 1 byte][expected
+ * slot: 2 bytes, big-endian][the bytes a compromised worker may send on its
+ * PAIR1 channel]. Applies what the supervisor applies to a reply:
+ *   - wire_unpack with the reply size cap (supervisor/wchan.c recv_reply);
+ *   - the checks of wchan_rpc: seq and slot echoed, a status, and reply_ok
+ *     (a code inside the enum, every returned Value and effect argument
+ *     present and passing val_check, a state hash of 0 or 32 bytes, text
+ *     fields made valid UTF-8 in place); mirrored here because they are
+ *     static in wchan.c, which needs NNG and a process;
+ *   - the Hello checks of wait_hello;
+ *   - for a PENDING reply that passed, what the instance thread does
+ *     (supervisor/inst_query.c): sup_query_check_call on its HostCall, then
+ *     for an accepted one sup_query_begin, sup_query_pending_reply (the
+ *     client's Response, which must pack) and sup_query_match / timeout on
+ *     its call id.
+ * Asserts: an accepted HostCall has a call id, api and fn of 1..128 bytes of
+ * UTF-8, at most MP_MAX_CALL_ARGS arguments passing val_check; the query it
+ * starts matches its call id, and after its timeout answers TIMEOUT.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +28,57 @@
 #include "common/val.h"
 #include "common/wire.h"
 #include "policy/limits.h"
+#include "supervisor/query.h"
 #include "worker.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define PENDING MOONPEN__V1__STATUS__CODE__PENDING
+
+/* ---- mirror of wchan.c's reply checks (utf8_seq, scrub, values_ok, reply_ok) ---- */
+
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/* Makes s valid UTF-8 in place; checks that it did. */
+static void scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (p && *p) {
+		size_t n = utf8_seq(p);
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+	if (s && !val_utf8_valid(s, strlen(s)))
+		abort();
+}
 
 static int values_ok(Moonpen__V1__Value **v, size_t n)
 {
@@ -26,30 +86,46 @@ static int values_ok(Moonpen__V1__Value **v, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (val_check(v[i], MP_MAX_VALUE_DEPTH, err, sizeof err) < 0)
+		if (v[i] == NULL || val_check(v[i], MP_MAX_VALUE_DEPTH, err, sizeof err) < 0)
 			return 0;
 	return 1;
 }
 
-/* The meaning checks of a reply; returns 1 when the supervisor would take it. */
-static int reply_ok(const Moonpen__Worker__V1__FromWorker *fw, uint64_t seq)
+static int reply_ok(Moonpen__Worker__V1__FromWorker *fw)
 {
-	const Moonpen__V1__Result *res = fw->result;
+	Moonpen__V1__Result *res = fw->result;
 	size_t i;
 
-	if (fw->seq != seq || fw->status == NULL)
-		return 0;
-	(void)st_name(fw->status->code); /* out-of-enum codes must name "unknown" */
+	if (fw->status) {
+		if (strcmp(st_name(fw->status->code), "unknown") == 0)
+			return 0; /* a code outside the enum */
+		scrub(fw->status->message);
+		scrub(fw->status->traceback);
+	}
 	if (res == NULL)
 		return 1;
-	if (res->state_hash.len != 0 && res->state_hash.len != 32)
+	if (!values_ok(res->returns, res->n_returns) ||
+	    (res->state_hash.len != 0 && res->state_hash.len != 32))
 		return 0;
-	if (!values_ok(res->returns, res->n_returns))
-		return 0;
-	for (i = 0; i < res->n_effects; i++)
-		if (!values_ok(res->effects[i]->args, res->effects[i]->n_args))
+	for (i = 0; i < res->n_effects; i++) {
+		Moonpen__V1__Effect *e = res->effects[i];
+		if (!values_ok(e->args, e->n_args))
 			return 0;
+		scrub(e->api);
+		scrub(e->fn);
+		scrub(e->trigger_id);
+	}
+	for (i = 0; i < res->n_logs; i++) {
+		scrub(res->logs[i]->level);
+		scrub(res->logs[i]->message);
+	}
 	return 1;
+}
+
+/* wchan_rpc: the reply must echo the request's seq and slot and have a status. */
+static int rpc_ok(Moonpen__Worker__V1__FromWorker *fw, uint64_t seq, uint32_t slot)
+{
+	return fw->seq == seq && fw->slot == slot && fw->status != NULL && reply_ok(fw);
 }
 
 static int hello_ok(const Moonpen__Worker__V1__FromWorker *fw)
@@ -65,21 +141,95 @@ static int hello_ok(const Moonpen__Worker__V1__FromWorker *fw)
 	return len < MP_WORKER_REPLY_MAX_BYTES;
 }
 
+/* ---- PENDING: the instance thread's side (inst_query.c) -------------------------- */
+
+/* What sup_query_check_call accepted must hold what its contract says. */
+static void check_accepted(const Moonpen__V1__HostCall *hc)
+{
+	size_t i, na = strlen(hc->api), nf = strlen(hc->fn);
+
+	if (hc->call_id == 0 || na == 0 || na > MP_MAX_NAME_BYTES || nf == 0 ||
+	    nf > MP_MAX_NAME_BYTES || !val_utf8_valid(hc->api, na) || !val_utf8_valid(hc->fn, nf) ||
+	    hc->n_args > MP_MAX_CALL_ARGS)
+		abort();
+	for (i = 0; i < hc->n_args; i++)
+		if (hc->args[i] == NULL || val_check(hc->args[i], MP_MAX_VALUE_DEPTH, NULL, 0) < 0)
+			abort();
+}
+
+/* The client's PENDING Response must pack (it goes on the API socket). */
+static void check_response(Moonpen__V1__Response *resp, uint64_t call_id)
+{
+	size_t len;
+	uint8_t *buf;
+
+	if (resp->status == NULL || resp->status->code != PENDING || resp->host_call == NULL ||
+	    resp->host_call->call_id != call_id || resp->host_call->timeout_ms != 5000 ||
+	    resp->status->message == NULL || resp->status->message[0] == '\0')
+		abort();
+	len = moonpen__v1__response__get_packed_size(resp);
+	buf = malloc(len ? len : 1);
+	if (buf != NULL && moonpen__v1__response__pack(resp, buf) != len)
+		abort();
+	free(buf);
+}
+
+/* Takes fw (a checked PENDING reply): begin, reply, match, timeout. */
+static void pending(Moonpen__Worker__V1__FromWorker *fw)
+{
+	sup_query q;
+	Moonpen__V1__Response *resp;
+	uint64_t id;
+	st_code code;
+	char err[256], msg[512];
+
+	if (sup_query_check_call(fw->host_call, err, sizeof err) < 0) {
+		if (err[0] == '\0')
+			abort(); /* a refusal names its reason */
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+		return;
+	}
+	check_accepted(fw->host_call);
+	memset(&q, 0, sizeof q);
+	id = fw->host_call->call_id;
+	sup_query_begin(&q, fw->host_call, 3, 1000, 5000);
+	resp = sup_query_pending_reply(fw, 5000); /* fw freed */
+	if (resp != NULL) {
+		check_response(resp, id);
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+	}
+	if (sup_query_match(&q, "fuzz:1", id, &code, msg, sizeof msg) != 0 ||
+	    sup_query_expired(&q, 5999) || !sup_query_expired(&q, 6001))
+		abort();
+	if (sup_query_match(&q, "fuzz:1", id + 1, &code, msg, sizeof msg) != -ENOENT ||
+	    code != MOONPEN__V1__STATUS__CODE__NOT_FOUND)
+		abort();
+	sup_query_timeout(&q, msg, sizeof msg);
+	if (sup_query_match(&q, "fuzz:1", id, &code, msg, sizeof msg) != -ENOENT ||
+	    code != MOONPEN__V1__STATUS__CODE__TIMEOUT)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	ProtobufCMessage *m = NULL;
 	Moonpen__Worker__V1__FromWorker *fw;
 	uint64_t seq;
+	uint32_t slot;
 
-	if (size < 1)
+	if (size < 3)
 		return 0;
 	seq = data[0];
-	if (wire_unpack(&moonpen__worker__v1__from_worker__descriptor, data + 1, size - 1,
+	slot = (uint32_t)data[1] << 8 | data[2];
+	if (wire_unpack(&moonpen__worker__v1__from_worker__descriptor, data + 3, size - 3,
 			MP_WORKER_REPLY_MAX_BYTES, &m) < 0)
 		return 0;
 	fw = (Moonpen__Worker__V1__FromWorker *)m;
 	(void)hello_ok(fw);
-	(void)reply_ok(fw, seq);
+	if (rpc_ok(fw, seq, slot) && fw->status->code == PENDING) {
+		pending(fw);
+		return 0;
+	}
 	protobuf_c_message_free_unpacked(m, NULL);
 	return 0;
 }

@@ -46,28 +46,76 @@ enc $R $c/request/restore-junk 'id: 14 restore { instance_id: "x" snapshot: "\x0
 enc $R $c/request/trace 'id: 15 trace { instance_id: "dungeon:1" }'
 enc $R $c/request/incident 'id: 16 incident { instance_id: "dungeon:1" }'
 
-# ---- worker replies (supervisor side); first byte = expected seq ----
+# ---- worker replies (supervisor side); 3 bytes first: expected seq, expected slot (BE) ----
 F=moonpen.worker.v1.FromWorker
-fw() { printf "\\x$(printf %02x "$2")" >$c/from_worker/$1; enc $F /tmp/mp-seed.bin "$3"; cat /tmp/mp-seed.bin >>$c/from_worker/$1; }
-fw hello 0 'seq: 0 hello { pid: 1234 layers: "seccomp" layers: "no_new_privs" missing: "userns: EPERM" }'
-fw ok 1 "seq: 1 status { code: OK } result { effects { api: \"ecs\" fn: \"spawn\" args { string_value: \"goblin\" } args { $VAL } trigger_id: \"wave\" } returns { $VAL } tick: 10 state_hash: \"0123456789abcdef0123456789abcdef\" usage { cpu_us: 12 mem_bytes: 4096 } logs { level: \"info\" message: \"hi\" tick: 10 } }"
-fw error 2 'seq: 2 status { code: SCRIPT_ERROR message: "main.lua:3: boom" traceback: "stack traceback:" retryable: false } result { tick: 3 }'
-fw snapshot 3 'seq: 3 status { code: OK } snapshot: "\x01\x02state"'
-fw pending 4 "seq: 4 slot: 7 status { code: PENDING } host_call { call_id: 1 api: \"bank\" fn: \"balance\" args { string_value: \"ada\" } args { $VAL } }"
-fw pending-noid 5 'seq: 5 status { code: PENDING } host_call { api: "bank" fn: "" }'
-fw slot-ok 6 'seq: 6 slot: 1023 status { code: OK } result { tick: 4 state_hash: "0123456789abcdef0123456789abcdef" }'
-[ -f $SNAP ] && fw snapshot-real 7 "seq: 7 slot: 2 status { code: OK } snapshot: \"$(hexstr $SNAP)\""
+fw() { # fw <name> <seq> <slot> <text>
+	printf "\\x$(printf %02x "$2")\\x$(printf %02x $(($3 >> 8)))\\x$(printf %02x $(($3 & 255)))" >$c/from_worker/$1
+	enc $F /tmp/mp-seed.bin "$4"; cat /tmp/mp-seed.bin >>$c/from_worker/$1
+}
+fw hello 0 0 'seq: 0 hello { pid: 1234 layers: "seccomp" layers: "no_new_privs" missing: "userns: EPERM" }'
+fw ok 1 0 "seq: 1 status { code: OK } result { effects { api: \"ecs\" fn: \"spawn\" args { string_value: \"goblin\" } args { $VAL } trigger_id: \"wave\" } returns { $VAL } tick: 10 state_hash: \"0123456789abcdef0123456789abcdef\" usage { cpu_us: 12 mem_bytes: 4096 } logs { level: \"info\" message: \"hi\" tick: 10 } }"
+fw error 2 0 'seq: 2 status { code: SCRIPT_ERROR message: "main.lua:3: boom" traceback: "stack traceback:" retryable: false } result { tick: 3 }'
+fw snapshot 3 0 'seq: 3 status { code: OK } snapshot: "\x01\x02state"'
+fw pending 4 7 "seq: 4 slot: 7 status { code: PENDING } host_call { call_id: 1 api: \"bank\" fn: \"balance\" args { string_value: \"ada\" } args { $VAL } }"
+fw pending-noid 5 0 'seq: 5 status { code: PENDING } host_call { api: "bank" fn: "" }'
+fw slot-ok 6 1023 'seq: 6 slot: 1023 status { code: OK } result { tick: 4 state_hash: "0123456789abcdef0123456789abcdef" }'
+[ -f $SNAP ] && fw snapshot-real 7 2 "seq: 7 slot: 2 status { code: OK } snapshot: \"$(hexstr $SNAP)\""
+# PENDING replies as the instance thread checks them (sup_query_check_call), slots echoed or not
+fw pending-ok 8 0 'seq: 8 status { code: PENDING } host_call { call_id: 3 api: "bank" fn: "balance" args { string_value: "ada" } }'
+fw pending-msg 9 300 "seq: 9 slot: 300 status { code: PENDING message: \"waiting \xff\" } host_call { call_id: 18446744073709551615 api: \"b\xc3\xa9\" fn: \"ask\" args { $VAL } args { nil_value {} } }"
+fw pending-bad-utf8 10 0 'seq: 10 status { code: PENDING } host_call { call_id: 2 api: "\xc3\x28" fn: "f" }'
+fw pending-long-fn 11 0 "seq: 11 status { code: PENDING } host_call { call_id: 2 api: \"bank\" fn: \"$(printf 'f%.0s' $(seq 129))\" }"
+fw pending-bad-arg 12 0 'seq: 12 status { code: PENDING } host_call { call_id: 2 api: "bank" fn: "f" args { string_value: "\xc3\x28" } }'
+fw pending-noargval 13 0 'seq: 13 status { code: PENDING } host_call { call_id: 2 api: "bank" fn: "f" args { } }'
+fw pending-nocall 14 0 'seq: 14 status { code: PENDING }'
+fw slot-mismatch 15 5 'seq: 15 slot: 4 status { code: OK } result { tick: 4 }'
+fw unknown-code 16 0 'seq: 16 status { code: 999 } result { tick: 4 }'
 
-# ---- worker inputs (engine side): ToWorker ----
+# ---- worker inputs (engine side): a conversation of ToWorker messages, each
+# [2-byte big-endian length][encoded ToWorker]; slots 0 and 2 hold fuzz_to_worker's
+# query pack, slots 1 and 3 are free ----
 T=moonpen.worker.v1.ToWorker
-enc $T $c/to_worker/event 'seq: 1 event { instance_id: "k" name: "OnPickup:key" payload { table_value { map { key { string_value: "player" } value { string_value: "p1" } } } } }'
-enc $T $c/to_worker/event-other 'seq: 1 event { instance_id: "k" name: "OnAreaEnter:boss_room" payload { table_value { map { key { string_value: "players" } value { int_value: 3 } } } } }'
-enc $T $c/to_worker/tick 'seq: 2 tick { instance_id: "k" count: 5 }'
-enc $T $c/to_worker/call "seq: 3 call { instance_id: \"k\" function: \"on_init\" args { $VAL } }"
-enc $T $c/to_worker/call-tostring 'seq: 3 call { instance_id: "k" function: "tostring" args { int_value: 3 } }'
-enc $T $c/to_worker/host-result 'seq: 4 host_result { instance_id: "k" call_id: 1 value { int_value: 5 } }'
-enc $T $c/to_worker/abort 'seq: 5 slot: 3 abort {}'
-enc $T $c/to_worker/init 'seq: 0 init { instance_id: "k" pack_id: "key-collection" pack_version: "1.0.0" manifest_json: "{\"id\":\"k\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\",\"apis\":[\"ui\"]}" files { path: "main.lua" data: "function on_init(ctx) state.set(\"n\", 1) end\nev.on(\"E\", function(ctx) ui.broadcast(\"x\" .. state.incr(\"n\")) end)" } seed: 7 tick_ms: 50 limits { mem_bytes: 4194304 deadline_ms: 50 max_effects: 16 max_logs: 16 max_value_depth: 8 max_emit_depth: 4 } }'
+tw() { # tw <name> <text>... (one message each)
+	local out=$c/to_worker/$1 m n
+	shift
+	: >$out
+	for m in "$@"; do
+		enc $T /tmp/mp-seed.bin "$m"
+		n=$(stat -c %s /tmp/mp-seed.bin)
+		printf "\\x$(printf %02x $((n >> 8)))\\x$(printf %02x $((n & 255)))" >>$out
+		cat /tmp/mp-seed.bin >>$out
+	done
+}
+rm -f $c/to_worker/*
+EV() { echo "seq: 1 slot: ${3:-0} event { instance_id: \"fuzz:1\" name: \"$1\" payload { $2 } }"; }
+HR() { echo "seq: 2 slot: ${3:-0} host_result { instance_id: \"fuzz:1\" call_id: $1 $2 }"; }
+ADA='table_value { map { key { string_value: "player" } value { string_value: "ada" } } }'
+tw loot "$(EV loot "$ADA")" "$(HR 1 'value { int_value: 5 }')" 'seq: 3 snapshot {}'
+tw loot-error "$(EV loot "$ADA")" "$(HR 1 'error: "bank down"')" 'seq: 3 call { function: "tostring" args { int_value: 1 } }'
+tw loot-abort "$(EV loot "$ADA")" 'seq: 2 abort {}' 'seq: 3 snapshot {}' 'seq: 4 abort {}'
+tw loot-wrong-id "$(EV loot "$ADA")" "$(HR 2 'value { int_value: 5 }')" "$(HR 1 "value { $VAL }")"
+tw loot-busy "$(EV loot "$ADA")" "$(EV loot "$ADA")" 'seq: 3 tick { count: 2 }' 'seq: 4 snapshot {}' "$(HR 1 'value { int_value: 7 }')"
+tw loot-close "$(EV loot "$ADA")" 'seq: 2 close {}' "$(HR 1 'value { int_value: 5 }')" 'seq: 4 init { instance_id: "x" }'
+tw ask "$(EV ask "$VAL")" "$(HR 1 "value { $VAL }")" "$(HR 2 'value { string_value: "b" }')"
+tw many "$(EV many 'int_value: 4')" "$(HR 1 'value { int_value: 1 }')" "$(HR 2 'value { int_value: 2 }')" \
+	"$(HR 3 'value { int_value: 3 }')" "$(HR 4 'value { float_value: 4.5 }')" 'seq: 6 abort {}'
+tw trigger "$(EV Ask 'string_value: "q"')" "$(HR 1 'value { bool_value: true }')"
+tw pcall "$(EV pcall 'int_value: 1')" "$(HR 1 'value { int_value: 1 }')"
+tw refused "$(EV sort 'int_value: 1')" "$(EV co 'int_value: 1')" "$(HR 1 'value { int_value: 1 }')"
+tw call-ask "seq: 1 call { instance_id: \"fuzz:1\" function: \"ask\" args { $VAL } args { int_value: 3 } }" \
+	"$(HR 1 'value { int_value: 9 }')" "$(HR 2 'error: "no"')"
+tw tick-query 'seq: 1 tick { count: 5 }' "$(HR 1 'value { int_value: 3 }')" 'seq: 3 tick { count: 3 }' 'seq: 4 abort {}' 'seq: 5 tick { count: 100000 }'
+tw slots "$(EV loot "$ADA" 2)" "$(EV loot "$ADA" 0)" "$(HR 1 'value { int_value: 5 }' 2)" 'seq: 4 slot: 0 abort {}' \
+	'seq: 5 slot: 2 close {}' "$(EV loot "$ADA" 2)" 'seq: 7 slot: 1023 tick { count: 1 }' 'seq: 8 slot: 1 abort {}'
+tw nothing-pending "$(HR 1 'value { int_value: 5 }')" 'seq: 2 abort {}' 'seq: 3 slot: 2 abort {}'
+tw event-other "$(EV OnAreaEnter:boss_room 'table_value { map { key { string_value: "players" } value { int_value: 3 } } }')"
+tw call-tostring 'seq: 3 call { instance_id: "k" function: "tostring" args { int_value: 3 } }'
+tw call-init "seq: 3 call { instance_id: \"k\" function: \"on_init\" args { $VAL } }"
+tw init 'seq: 0 slot: 1 init { instance_id: "k" pack_id: "k" pack_version: "1.0.0" manifest_json: "{\"id\":\"k\",\"version\":\"1.0.0\",\"engine\":\"lua\",\"entry\":\"main.lua\",\"apis\":[\"ui\"]}" files { path: "main.lua" data: "function on_init(ctx) state.set(\"n\", 1) end\nev.on(\"E\", function(ctx) ui.broadcast(\"x\" .. state.incr(\"n\")) end)" } host_api_json: "{\"version\":1,\"apis\":{\"ui\":{\"class\":\"deterministic\",\"functions\":{\"broadcast\":{\"kind\":\"effect\",\"params\":[{\"name\":\"t\",\"type\":\"string\"}]}}}}}" seed: 7 tick_ms: 50 limits { mem_bytes: 4194304 deadline_ms: 50 max_effects: 16 max_logs: 16 max_value_depth: 8 max_emit_depth: 4 } }' \
+	'seq: 1 slot: 1 event { instance_id: "k" name: "E" }' 'seq: 2 slot: 1 tick { count: 1 }'
+QS='{\"version\":1,\"apis\":{\"db\":{\"class\":\"deterministic\",\"functions\":{\"get\":{\"kind\":\"query\",\"params\":[{\"name\":\"k\",\"type\":\"string\"}],\"variadic\":\"any\"}}}}}'
+tw init-query "seq: 0 slot: 3 init { instance_id: \"q\" pack_id: \"q\" pack_version: \"1.0.0\" manifest_json: \"{\\\"id\\\":\\\"q\\\",\\\"version\\\":\\\"1.0.0\\\",\\\"engine\\\":\\\"lua\\\",\\\"entry\\\":\\\"main.lua\\\",\\\"apis\\\":[\\\"db\\\",\\\"state\\\"]}\" files { path: \"main.lua\" data: \"ev.on(\\\"E\\\", function(p) state.set(\\\"v\\\", db.get(\\\"k\\\", p)) end)\nfunction f(...) return db.get(...) end\" } host_api_json: \"$QS\" seed: 7 tick_ms: 50 limits { mem_bytes: 4194304 deadline_ms: 50 max_value_depth: 8 } }" \
+	"$(EV E "$VAL" 3)" "$(HR 1 "value { $VAL }" 3)" 'seq: 3 slot: 3 call { function: "f" args { string_value: "a" } }' "$(HR 2 'error: "x"' 3)"
 
 # ---- Values (Value <-> Lua) ----
 enc moonpen.v1.Value $c/value_lua/table "$VAL"
