@@ -162,7 +162,8 @@ bench: deps-check $(BINS) $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; BUILD=$(BUILD) $$b || exit 1; done
 
 test-asan:
-	$(MAKE) BUILD=build-asan SAN=1 test
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lint/lsan.supp:print_suppressions=0 \
+	  $(MAKE) BUILD=build-asan SAN=1 test
 
 # ---- install ------------------------------------------------------------------
 install: all

@@ -7,7 +7,8 @@
  * cap, then routed by ToWorker.slot as worker/main.c routes it (its dispatch
  * is static there: the engine is driven directly here), over FUZZ_SLOTS
  * slots: slots 0 and 2 start every input holding a fresh instance of the
- * query pack defined below, slots 1 and 3 start free; a slot past
+ * query pack defined below (created when a message first reaches the slot:
+ * undecodable inputs cost no Lua state), slots 1 and 3 start free; a slot past
  * FUZZ_SLOTS is skipped (main.c answers it without touching an engine).
  *   - Init: only on a free slot; eng_create with it (the pack files,
  *     manifest and schema are fuzzed; limits clamped to what the supervisor
@@ -111,6 +112,7 @@ static int verbose; /* FUZZ_VERBOSE=1: print every answer (replaying one input) 
  * input (what an Abort must restore). */
 typedef struct slot {
 	eng *e;
+	int base; /* holds the query pack, created when a message first reaches it */
 	uint64_t tick0;
 	uint8_t hash0[32];
 } slot;
@@ -307,6 +309,11 @@ static void serve(slot *slots, Moonpen__Worker__V1__ToWorker *tw)
 	if (tw->slot >= FUZZ_SLOTS)
 		return;
 	s = &slots[tw->slot];
+	if (s->base) {
+		s->base = 0;
+		if ((s->e = create(&base_init)) == NULL)
+			abort(); /* the query pack must always start */
+	}
 	if (tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_INIT) {
 		if (s->e == NULL) {
 			clamp_limits(tw->init);
@@ -341,10 +348,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off = 0, len, i;
 	int nmsg = 0;
 
-	slots[0].e = create(&base_init);
-	slots[2].e = create(&base_init);
-	if (slots[0].e == NULL || slots[2].e == NULL)
-		abort(); /* the query pack must always start */
+	slots[0].base = slots[2].base = 1;
 	while (nmsg++ < FUZZ_MAX_MSGS && size - off >= 2) {
 		ProtobufCMessage *m = NULL;
 
