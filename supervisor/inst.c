@@ -262,7 +262,10 @@ static int serve(struct inst *in, struct job *j)
 		in->slot_live = 0; /* closed, or gone with its worker */
 		return 0;
 	}
-	if (quarantined) {
+	/* a quarantined instance serves only Close, Restore and Rollback (which,
+	 * when they succeed, lift the quarantine: inst_history.c) */
+	if (quarantined && op != MOONPEN__V1__REQUEST__OP_RESTORE &&
+	    op != MOONPEN__V1__REQUEST__OP_ROLLBACK) {
 		inst_job_fail(j, MOONPEN__V1__STATUS__CODE__QUARANTINED, "quarantined: %s", reason);
 		return 1;
 	}

@@ -252,12 +252,36 @@ void inst_serve_snapshot(struct inst *in, struct job *j)
 /* ---- RestoreInstance over a live instance, Rollback ------------------------------------ */
 
 /* Answers j OK with the instance's tick and state hash and its info. */
+/* A successful Restore or Rollback is the operator's way out of quarantine
+ * (the other is Close): the instance runs again with a clean restart history. */
+static void lift_quarantine(struct inst *in)
+{
+	int was;
+
+	pthread_mutex_lock(&in->mu);
+	was = in->state == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED;
+	if (was) {
+		in->state = MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING;
+		in->reason[0] = '\0';
+	}
+	pthread_mutex_unlock(&in->mu);
+	if (!was)
+		return;
+	in->n_restart_ms = 0;
+	log_info("instance %s: quarantine lifted by the operator", in->id);
+	if (sst_set_status(in->is->s->store, in->id, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING,
+			   "") < 0)
+		log_error("instance %s: the store did not record the end of its quarantine", in->id);
+}
+
+/* Answers a successful Restore or Rollback with the instance's tick and hash. */
 static void answer_state(struct inst *in, struct job *j)
 {
 	Moonpen__V1__Response *r = sup_resp_new(MOONPEN__V1__STATUS__CODE__OK, "%s", "");
 	Moonpen__V1__Result *res = malloc(sizeof *res);
 	uint8_t *hash = malloc(32);
 
+	lift_quarantine(in);
 	if (r == NULL || res == NULL || hash == NULL) {
 		free(res);
 		free(hash);
