@@ -351,6 +351,76 @@ int mp_create(mp_client *c, const mp_create_opts *opts, mp_response **out)
 	return r;
 }
 
+/* The messages of the requests that name only an instance (and a number: the
+ * tick count, the rollback tick); id_request points the request at one. */
+struct id_ops {
+	Moonpen__V1__GetInstance info;
+	Moonpen__V1__CloseInstance close;
+	Moonpen__V1__SnapshotInstance snapshot;
+	Moonpen__V1__ExportTrace trace;
+	Moonpen__V1__GetIncident incident;
+	Moonpen__V1__Tick tick;
+	Moonpen__V1__Rollback rollback;
+};
+
+/* Sets req's op to op's message in m; -EINVAL for an op id_request does not build. */
+static int id_op_set(Moonpen__V1__Request *req, Moonpen__V1__Request__OpCase op, struct id_ops *m)
+{
+	req->op_case = op;
+	switch (op) {
+	case MOONPEN__V1__REQUEST__OP_INFO:
+		req->info = &m->info;
+		return 0;
+	case MOONPEN__V1__REQUEST__OP_CLOSE:
+		req->close = &m->close;
+		return 0;
+	case MOONPEN__V1__REQUEST__OP_SNAPSHOT:
+		req->snapshot = &m->snapshot;
+		return 0;
+	case MOONPEN__V1__REQUEST__OP_TRACE:
+		req->trace = &m->trace;
+		return 0;
+	case MOONPEN__V1__REQUEST__OP_INCIDENT:
+		req->incident = &m->incident;
+		return 0;
+	case MOONPEN__V1__REQUEST__OP_TICK:
+		req->tick = &m->tick;
+		return 0;
+	case MOONPEN__V1__REQUEST__OP_ROLLBACK:
+		req->rollback = &m->rollback;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Sends the request op for instance id; n is the tick count (OP_TICK) or the
+ * rollback tick (OP_ROLLBACK), ignored otherwise. */
+static int id_request(mp_client *c, Moonpen__V1__Request__OpCase op, const char *id, uint64_t n,
+		      mp_response **out)
+{
+	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
+	struct id_ops m = {
+	    .info = MOONPEN__V1__GET_INSTANCE__INIT,
+	    .close = MOONPEN__V1__CLOSE_INSTANCE__INIT,
+	    .snapshot = MOONPEN__V1__SNAPSHOT_INSTANCE__INIT,
+	    .trace = MOONPEN__V1__EXPORT_TRACE__INIT,
+	    .incident = MOONPEN__V1__GET_INCIDENT__INIT,
+	    .tick = MOONPEN__V1__TICK__INIT,
+	    .rollback = MOONPEN__V1__ROLLBACK__INIT,
+	};
+
+	*out = NULL;
+	if (id == NULL || id_op_set(&req, op, &m) < 0)
+		return -EINVAL;
+	m.info.instance_id = m.close.instance_id = m.snapshot.instance_id = (char *)id;
+	m.trace.instance_id = m.incident.instance_id = (char *)id;
+	m.tick.instance_id = m.rollback.instance_id = (char *)id;
+	m.tick.count = (uint32_t)n;
+	m.rollback.tick = n;
+	return mp_request(c, &req, out);
+}
+
 int mp_event(mp_client *c, const char *id, const char *name, const val_t *payload,
 	     mp_response **out)
 {
@@ -370,17 +440,7 @@ int mp_event(mp_client *c, const char *id, const char *name, const val_t *payloa
 
 int mp_tick(mp_client *c, const char *id, uint32_t count, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__Tick t = MOONPEN__V1__TICK__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	t.instance_id = (char *)id;
-	t.count = count;
-	req.op_case = MOONPEN__V1__REQUEST__OP_TICK;
-	req.tick = &t;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_TICK, id, count, out);
 }
 
 int mp_call(mp_client *c, const char *id, const char *fn, const val_t *const *args, size_t nargs,
@@ -407,16 +467,7 @@ int mp_call(mp_client *c, const char *id, const char *fn, const val_t *const *ar
 
 int mp_info(mp_client *c, const char *id, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__GetInstance g = MOONPEN__V1__GET_INSTANCE__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	g.instance_id = (char *)id;
-	req.op_case = MOONPEN__V1__REQUEST__OP_INFO;
-	req.info = &g;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_INFO, id, 0, out);
 }
 
 int mp_list(mp_client *c, mp_response **out)
@@ -432,30 +483,12 @@ int mp_list(mp_client *c, mp_response **out)
 
 int mp_close(mp_client *c, const char *id, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__CloseInstance cl = MOONPEN__V1__CLOSE_INSTANCE__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	cl.instance_id = (char *)id;
-	req.op_case = MOONPEN__V1__REQUEST__OP_CLOSE;
-	req.close = &cl;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_CLOSE, id, 0, out);
 }
 
 int mp_snapshot(mp_client *c, const char *id, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__SnapshotInstance s = MOONPEN__V1__SNAPSHOT_INSTANCE__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	s.instance_id = (char *)id;
-	req.op_case = MOONPEN__V1__REQUEST__OP_SNAPSHOT;
-	req.snapshot = &s;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_SNAPSHOT, id, 0, out);
 }
 
 int mp_host_result(mp_client *c, const char *id, uint64_t call_id, const val_t *value,
@@ -487,17 +520,7 @@ int mp_host_result(mp_client *c, const char *id, uint64_t call_id, const val_t *
 
 int mp_rollback(mp_client *c, const char *id, uint64_t tick, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__Rollback rb = MOONPEN__V1__ROLLBACK__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	rb.instance_id = (char *)id;
-	rb.tick = tick;
-	req.op_case = MOONPEN__V1__REQUEST__OP_ROLLBACK;
-	req.rollback = &rb;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_ROLLBACK, id, tick, out);
 }
 
 int mp_restore(mp_client *c, const char *id, const void *snapshot, size_t len, mp_response **out)
@@ -518,30 +541,12 @@ int mp_restore(mp_client *c, const char *id, const void *snapshot, size_t len, m
 
 int mp_trace(mp_client *c, const char *id, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__ExportTrace t = MOONPEN__V1__EXPORT_TRACE__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	t.instance_id = (char *)id;
-	req.op_case = MOONPEN__V1__REQUEST__OP_TRACE;
-	req.trace = &t;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_TRACE, id, 0, out);
 }
 
 int mp_incident(mp_client *c, const char *id, mp_response **out)
 {
-	Moonpen__V1__Request req = MOONPEN__V1__REQUEST__INIT;
-	Moonpen__V1__GetIncident g = MOONPEN__V1__GET_INCIDENT__INIT;
-
-	*out = NULL;
-	if (id == NULL)
-		return -EINVAL;
-	g.instance_id = (char *)id;
-	req.op_case = MOONPEN__V1__REQUEST__OP_INCIDENT;
-	req.incident = &g;
-	return mp_request(c, &req, out);
+	return id_request(c, MOONPEN__V1__REQUEST__OP_INCIDENT, id, 0, out);
 }
 
 /* ---- the reply as JSON ------------------------------------------------------------------- */
