@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "common/diag.h"
+#include "common/jsonx.h"
 #include "common/grants.h"
 
 /* Must match worker/hostapi.c's built-in modules: these need no grant. */
@@ -106,24 +107,6 @@ int grants_match(const char *p, const char *s)
 
 /* ---- parsing ---------------------------------------------------------------------- */
 
-static int check_keys(json_t *obj, const char *const *allowed, const char *path, char *err,
-		      size_t errlen)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(obj, key, v)
-	{
-		const char *const *a = allowed;
-		(void)v;
-		while (*a != NULL && strcmp(*a, key) != 0)
-			a++;
-		if (*a == NULL)
-			return diag_fail(err, errlen, "%s: unknown key \"%s\"", path, key);
-	}
-	return 0;
-}
-
 /* Parses grants[gi].<field>: a non-empty array of distinct valid strings.
  * what[0] names one item ("a pack id pattern"), what[1] several. */
 static int parse_list(json_t *a, size_t gi, const char *field, int (*valid)(const char *),
@@ -171,7 +154,7 @@ static int parse_grant(json_t *j, size_t gi, grant *g, char *err, size_t errlen)
 	snprintf(path, sizeof(path), "grants[%zu]", gi);
 	if (!json_is_object(j))
 		return diag_fail(err, errlen, "%s: expected an object {packs, apis}", path);
-	r = check_keys(j, keys, path, err, errlen);
+	r = jsonx_check_keys(j, keys, path, err, errlen);
 	if (r == 0 && d != NULL && !json_is_string(d))
 		r = diag_fail(err, errlen, "%s.description: expected a string", path);
 	if (r == 0)
@@ -192,15 +175,12 @@ static int parse_root(json_t *root, grants *g, char *err, size_t errlen)
 
 	if (!json_is_object(root))
 		return diag_fail(err, errlen, "grants: expected a JSON object");
-	r = check_keys(root, keys, "grants file", err, errlen);
+	r = jsonx_check_keys(root, keys, "grants file", err, errlen);
 	if (r < 0)
 		return r;
-	v = json_object_get(root, "version");
-	if (!json_is_integer(v) || json_integer_value(v) != 1)
-		return diag_fail(err, errlen, "version: expected 1");
-	v = json_object_get(root, "description");
-	if (v != NULL && !json_is_string(v))
-		return diag_fail(err, errlen, "description: expected a string");
+	r = jsonx_check_v1(root, err, errlen);
+	if (r < 0)
+		return r;
 	if (!json_is_array(list) || json_array_size(list) > GRANTS_MAX)
 		return diag_fail(err, errlen, "grants: expected an array of at most %d grants",
 				 GRANTS_MAX);

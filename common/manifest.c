@@ -242,6 +242,20 @@ static int get_uint(json_t *obj, const char *key, const char *where, uint64_t lo
 
 /* ---- sections ------------------------------------------------------------------ */
 
+/* *a = root[key]: absent (NULL), or an array of at most max entries. */
+static int get_array(json_t *root, const char *key, size_t max, json_t **a, char *err,
+		     size_t errlen)
+{
+	*a = json_object_get(root, key);
+	if (*a == NULL)
+		return 0;
+	if (!json_is_array(*a))
+		return diag_fail(err, errlen, "field '%s': expected an array", key);
+	if (json_array_size(*a) > max)
+		return diag_fail(err, errlen, "field '%s': more than %zu entries", key, max);
+	return 0;
+}
+
 static int parse_apis(json_t *root, mf_manifest *m, char *err, size_t errlen)
 {
 	json_t *a = json_object_get(root, "apis");
@@ -330,18 +344,12 @@ static int parse_trigger(json_t *t, size_t idx, mf_trigger *tr, char *err, size_
 
 static int parse_triggers(json_t *root, mf_manifest *m, char *err, size_t errlen)
 {
-	json_t *a = json_object_get(root, "triggers");
+	json_t *a, *v;
 	size_t i;
-	json_t *v;
-	int r;
+	int r = get_array(root, "triggers", MF_MAX_TRIGGERS, &a, err, errlen);
 
-	if (a == NULL)
-		return 0;
-	if (!json_is_array(a))
-		return diag_fail(err, errlen, "field 'triggers': expected an array");
-	if (json_array_size(a) > MF_MAX_TRIGGERS)
-		return diag_fail(err, errlen, "field 'triggers': more than %d entries",
-				 MF_MAX_TRIGGERS);
+	if (r < 0 || a == NULL)
+		return r;
 	m->triggers = calloc(json_array_size(a) + 1, sizeof(*m->triggers));
 	if (m->triggers == NULL)
 		return -ENOMEM;
@@ -460,18 +468,12 @@ static int parse_timer(json_t *t, size_t idx, mf_timer *tm, char *err, size_t er
 
 static int parse_timers(json_t *root, mf_manifest *m, char *err, size_t errlen)
 {
-	json_t *a = json_object_get(root, "timers");
+	json_t *a, *v;
 	size_t i;
-	json_t *v;
-	int r;
+	int r = get_array(root, "timers", MF_MAX_TIMERS, &a, err, errlen);
 
-	if (a == NULL)
-		return 0;
-	if (!json_is_array(a))
-		return diag_fail(err, errlen, "field 'timers': expected an array");
-	if (json_array_size(a) > MF_MAX_TIMERS)
-		return diag_fail(err, errlen, "field 'timers': more than %d entries",
-				 MF_MAX_TIMERS);
+	if (r < 0 || a == NULL)
+		return r;
 	m->timers = calloc(json_array_size(a) + 1, sizeof(*m->timers));
 	if (m->timers == NULL)
 		return -ENOMEM;

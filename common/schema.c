@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "common/diag.h"
+#include "common/jsonx.h"
 #include "common/schema.h"
 
 #define PATH_MAX_LEN 256
@@ -219,24 +220,6 @@ static int make_optional(sch_type **t)
 
 /* ---- parsing functions and APIs ---------------------------------------------- */
 
-static int check_keys(json_t *obj, const char *const *allowed, const char *path, char *err,
-		      size_t errlen)
-{
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(obj, key, v)
-	{
-		const char *const *a = allowed;
-		(void)v;
-		while (*a != NULL && strcmp(*a, key) != 0)
-			a++;
-		if (*a == NULL)
-			return diag_fail(err, errlen, "%s: unknown key \"%s\"", path, key);
-	}
-	return 0;
-}
-
 /* Copies obj.description (optional, a string) into *out. */
 static int parse_description(json_t *obj, const char *path, char **out, char *err, size_t errlen)
 {
@@ -260,7 +243,7 @@ static int parse_param(json_t *p, const char *path, sch_fn *f, char *err, size_t
 
 	if (!json_is_object(p))
 		return diag_fail(err, errlen, "%s: expected an object {name, type}", path);
-	r = check_keys(p, keys, path, err, errlen);
+	r = jsonx_check_keys(p, keys, path, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_is_string(name) || !is_ident(json_string_value(name), 0))
@@ -327,7 +310,7 @@ static int parse_fn(json_t *j, const char *path, sch_fn *f, char *err, size_t er
 
 	if (!json_is_object(j))
 		return diag_fail(err, errlen, "%s: expected an object", path);
-	r = check_keys(j, keys, path, err, errlen);
+	r = jsonx_check_keys(j, keys, path, err, errlen);
 	if (r < 0)
 		return r;
 	if (!json_is_string(kind) || (strcmp(json_string_value(kind), "effect") != 0 &&
@@ -380,7 +363,7 @@ static int parse_api(json_t *j, const char *path, sch_api *a, char *err, size_t 
 
 	if (!json_is_object(j))
 		return diag_fail(err, errlen, "%s: expected an object", path);
-	r = check_keys(j, keys, path, err, errlen);
+	r = jsonx_check_keys(j, keys, path, err, errlen);
 	if (r == 0)
 		r = parse_class(json_object_get(j, "class"), path, a, err, errlen);
 	if (r == 0)
@@ -435,16 +418,13 @@ static int parse_root(json_t *root, sch_schema *s, char *err, size_t errlen)
 
 	if (!json_is_object(root))
 		return diag_fail(err, errlen, "schema: expected a JSON object");
-	r = check_keys(root, keys, "schema", err, errlen);
+	r = jsonx_check_keys(root, keys, "schema", err, errlen);
 	if (r < 0)
 		return r;
-	v = json_object_get(root, "version");
-	if (!json_is_integer(v) || json_integer_value(v) != 1)
-		return diag_fail(err, errlen, "version: expected 1");
+	r = jsonx_check_v1(root, err, errlen);
+	if (r < 0)
+		return r;
 	s->version = 1;
-	v = json_object_get(root, "description");
-	if (v != NULL && !json_is_string(v))
-		return diag_fail(err, errlen, "description: expected a string");
 	if (!json_is_object(apis))
 		return diag_fail(err, errlen, "apis: expected an object");
 	s->apis = calloc(json_object_size(apis) + 1, sizeof(*s->apis));

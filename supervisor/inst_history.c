@@ -133,27 +133,17 @@ static int seed_blob(struct inst *in, snap_hdr *h, const ProtobufCBinaryData *b,
  * our own encoding: every member is malloc'd as the instance expects). */
 static Moonpen__V1__Request *restore_create_req(const char *id, const snap_hdr *h)
 {
-	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
 	Moonpen__V1__CreateInstance c = MOONPEN__V1__CREATE_INSTANCE__INIT;
-	ProtobufCMessage *m = NULL;
-	uint8_t *buf;
-	size_t len;
+	Moonpen__V1__Request *q = NULL;
 
 	c.instance_id = (char *)id;
 	c.pack_id = h->pack_id;
 	c.pack_version = h->pack_version;
 	c.seed = h->seed;
 	c.tick_ms = h->tick_ms;
-	q.op_case = MOONPEN__V1__REQUEST__OP_CREATE;
-	q.create = &c;
-	len = protobuf_c_message_get_packed_size(&q.base);
-	if ((buf = malloc(len ? len : 1)) == NULL)
+	if (inst_create_req(&c, &q) < 0)
 		return NULL;
-	protobuf_c_message_pack(&q.base, buf);
-	if (wire_unpack(&moonpen__v1__request__descriptor, buf, len, SIZE_MAX, &m) < 0)
-		m = NULL;
-	free(buf);
-	return (Moonpen__V1__Request *)m;
+	return q;
 }
 
 void inst_restore_new(sup_insts *is, struct job *j)
@@ -271,7 +261,8 @@ static void lift_quarantine(struct inst *in)
 	log_info("instance %s: quarantine lifted by the operator", in->id);
 	if (sst_set_status(in->is->s->store, in->id, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING,
 			   "") < 0)
-		log_error("instance %s: the store did not record the end of its quarantine", in->id);
+		log_error("instance %s: the store did not record the end of its quarantine",
+			  in->id);
 }
 
 /* Answers a successful Restore or Rollback with the instance's tick and hash. */

@@ -129,6 +129,17 @@ int inst_boot(struct inst *in, Moonpen__Worker__V1__FromWorker **fw, char *err, 
 int inst_worker_rpc(struct inst *in, Moonpen__Worker__V1__ToWorker *tw, uint32_t ms,
 		    Moonpen__Worker__V1__FromWorker **fw);
 
+/* Sends log entry i to the worker again (the hard limit scaled by its tick
+ * count) and sets *fw to the answer, the caller's to free. On failure err
+ * says "<what> <i> does not decode" or "worker died replaying <what> <i>". */
+int inst_replay_rpc(struct inst *in, size_t i, const char *what,
+		    Moonpen__Worker__V1__FromWorker **fw, char *err, size_t errlen);
+
+/* *out = a Request (op create) holding a copy of c in which every member is
+ * malloc'd, as an instance's stored create request must be (packed and
+ * unpacked: free it with protobuf_c_message_free_unpacked). 0 or negative. */
+int inst_create_req(const Moonpen__V1__CreateInstance *c, Moonpen__V1__Request **out);
+
 int inst_log_append(struct inst *in, Moonpen__Worker__V1__ToWorker *tw);
 
 /* inst_log_append failed with r after the worker applied j's input: the

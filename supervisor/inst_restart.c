@@ -91,16 +91,34 @@ struct restore_ctx {
 	size_t errlen;
 };
 
+int inst_create_req(const Moonpen__V1__CreateInstance *c, Moonpen__V1__Request **out)
+{
+	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
+	ProtobufCMessage *m = NULL;
+	size_t len;
+	uint8_t *buf;
+	int r;
+
+	q.op_case = MOONPEN__V1__REQUEST__OP_CREATE;
+	q.create = (Moonpen__V1__CreateInstance *)c;
+	len = protobuf_c_message_get_packed_size(&q.base);
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		return -ENOMEM;
+	protobuf_c_message_pack(&q.base, buf);
+	r = wire_unpack(&moonpen__v1__request__descriptor, buf, len, SIZE_MAX, &m);
+	free(buf);
+	if (r == 0)
+		*out = (Moonpen__V1__Request *)m;
+	return r;
+}
+
 /* The CreateInstance of a stored row, as a request the instance owns: built
  * on the stack, then packed and unpacked so that every part is malloc'd. */
 static int create_of_row(const sst_instance *row, Moonpen__V1__Request **out)
 {
 	Moonpen__V1__CreateInstance__LabelsEntry *ents = NULL, **ptrs = NULL;
 	Moonpen__V1__CreateInstance c = MOONPEN__V1__CREATE_INSTANCE__INIT;
-	Moonpen__V1__Request q = MOONPEN__V1__REQUEST__INIT;
-	ProtobufCMessage *m = NULL;
-	uint8_t *buf = NULL;
-	size_t i, len;
+	size_t i;
 	int r = -ENOMEM;
 
 	ents = calloc(row->n_labels + 1, sizeof *ents);
@@ -120,17 +138,8 @@ static int create_of_row(const sst_instance *row, Moonpen__V1__Request **out)
 	c.tick_ms = row->tick_ms;
 	c.n_labels = row->n_labels;
 	c.labels = ptrs;
-	q.op_case = MOONPEN__V1__REQUEST__OP_CREATE;
-	q.create = &c;
-	len = protobuf_c_message_get_packed_size(&q.base);
-	if ((buf = malloc(len ? len : 1)) == NULL)
-		goto out;
-	protobuf_c_message_pack(&q.base, buf);
-	r = wire_unpack(&moonpen__v1__request__descriptor, buf, len, SIZE_MAX, &m);
-	if (r == 0)
-		*out = (Moonpen__V1__Request *)m;
+	r = inst_create_req(&c, out);
 out:
-	free(buf);
 	free(ptrs);
 	free(ents);
 	return r;
@@ -337,22 +346,10 @@ static int drop_pending(struct inst *in, size_t from, char *err, size_t errlen)
 static int replay_entry(struct inst *in, size_t i, int *pending, char *err, size_t errlen)
 {
 	Moonpen__Worker__V1__FromWorker *fw = NULL;
-	Moonpen__Worker__V1__ToWorker *tw = NULL;
-	uint32_t scale = 1;
-	int r = ilog_get(&in->ilog, i, &tw);
+	int r = inst_replay_rpc(in, i, "stored input", &fw, err, errlen);
 
-	if (r < 0) {
-		snprintf(err, errlen, "stored input %zu does not decode", i);
+	if (r < 0)
 		return r;
-	}
-	if (tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK && tw->tick->count > 1)
-		scale = tw->tick->count;
-	r = inst_worker_rpc(in, tw, inst_hard_ms(in, scale), &fw);
-	protobuf_c_message_free_unpacked(&tw->base, NULL);
-	if (r < 0) {
-		snprintf(err, errlen, "worker died replaying stored input %zu: %s", i, in->death);
-		return r;
-	}
 	*pending = fw->status->code == MOONPEN__V1__STATUS__CODE__PENDING;
 	if (fw->status->code == MOONPEN__V1__STATUS__CODE__OK)
 		inst_note_result(in, fw->result, 1);

@@ -230,6 +230,27 @@ void inst_log_truncate(struct inst *in, size_t n)
 		log_error("instance %s: the store kept %zu discarded inputs", in->id, n);
 }
 
+int inst_replay_rpc(struct inst *in, size_t i, const char *what,
+		    Moonpen__Worker__V1__FromWorker **fw, char *err, size_t errlen)
+{
+	Moonpen__Worker__V1__ToWorker *tw = NULL;
+	uint32_t scale = 1;
+	int r = ilog_get(&in->ilog, i, &tw);
+
+	*fw = NULL;
+	if (r < 0) {
+		snprintf(err, errlen, "%s %zu does not decode", what, i);
+		return r;
+	}
+	if (tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK && tw->tick->count > 1)
+		scale = tw->tick->count;
+	r = inst_worker_rpc(in, tw, inst_hard_ms(in, scale), fw);
+	protobuf_c_message_free_unpacked(&tw->base, NULL);
+	if (r < 0)
+		snprintf(err, errlen, "worker died replaying %s %zu: %s", what, i, in->death);
+	return r;
+}
+
 /* Replays the log since the newest snapshot into the freshly booted worker.
  * A PENDING answer is normal: that input waited on a query, and the next entry
  * is its host_result. 0, or negative (worker dead or the replay diverged). */
@@ -239,23 +260,11 @@ static int replay(struct inst *in, char *err, size_t errlen)
 
 	for (i = 0; i < in->ilog.n; i++) {
 		Moonpen__Worker__V1__FromWorker *fw = NULL;
-		Moonpen__Worker__V1__ToWorker *tw = NULL;
-		uint32_t scale = 1;
 		st_code code;
-		int r = ilog_get(&in->ilog, i, &tw);
+		int r = inst_replay_rpc(in, i, "input", &fw, err, errlen);
 
-		if (r < 0) {
-			snprintf(err, errlen, "log entry %zu does not decode", i);
+		if (r < 0)
 			return r;
-		}
-		if (tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK && tw->tick->count > 1)
-			scale = tw->tick->count;
-		r = inst_worker_rpc(in, tw, inst_hard_ms(in, scale), &fw);
-		protobuf_c_message_free_unpacked(&tw->base, NULL);
-		if (r < 0) {
-			snprintf(err, errlen, "worker died replaying input %zu: %s", i, in->death);
-			return r;
-		}
 		code = fw->status->code;
 		r = code == MOONPEN__V1__STATUS__CODE__OK ||
 			    code == MOONPEN__V1__STATUS__CODE__PENDING

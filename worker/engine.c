@@ -1390,25 +1390,6 @@ static int install(lua_State *L)
 
 /* ---- creation: triggers ---------------------------------------------------------- */
 
-static int is_name(const char *s)
-{
-	static const char *const kw[] = {"and",	  "break", "do",       "else",	"elseif", "end",
-					 "false", "for",   "function", "goto",	"if",	  "in",
-					 "local", "nil",   "not",      "or",	"repeat", "return",
-					 "then",  "true",  "until",    "while", NULL};
-
-	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
-		return 0;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-		      (*p >= '0' && *p <= '9')))
-			return 0;
-	for (const char *const *k = kw; *k; k++)
-		if (strcmp(*k, s) == 0)
-			return 0;
-	return 1;
-}
-
 /* Compiles "local ctx, event = ... <pre><src><post>" into a registry ref. */
 static int compile(eng *e, const char *id, const char *what, const char *pre, const char *src,
 		   const char *post, int *ref, char *err, size_t errlen)
@@ -1446,7 +1427,7 @@ static int compile_triggers(eng *e, char *err, size_t errlen)
 		if (t->condition != NULL)
 			r = compile(e, t->id, "condition", "return (", t->condition, "\n)",
 				    &tr->cond_ref, err, errlen);
-		if (r == 0 && !is_name(t->action))
+		if (r == 0 && !snap_lua_name(t->action))
 			r = compile(e, t->id, "action", "", t->action, "\n", &tr->act_ref, err,
 				    errlen);
 		else if (r == 0 && !push_global_fn(e->L, t->action)) {

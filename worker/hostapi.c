@@ -148,22 +148,16 @@ static int check_lua_types(lua_State *L, const sch_api *a, const sch_fn *fn, int
 	return 0;
 }
 
-/* Converts stack 1..n, checks them, appends the effect. Raises nothing. */
-static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn, int n,
-			char *msg, size_t len)
+/* Converts and checks stack 1..n (the arguments of a.fn) into *out, *nout
+ * (trailing nils dropped); raises nothing. */
+static int call_args(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn, int n,
+		     val_t ***out, size_t *nout, char *msg, size_t len)
 {
 	char err[256];
-	val_t **args = NULL;
+	val_t **args = calloc((size_t)n + 1, sizeof(*args));
 	size_t got = 0;
-	int r = check_lua_types(L, a, fn, n, msg, len);
+	int r = args == NULL ? -ENOMEM : check_lua_types(L, a, fn, n, msg, len);
 
-	if (r == 0 && ctx->n_effects >= ctx->max_effects) {
-		snprintf(msg, len, "%s.%s: more than %u effects in one input", a->name, fn->name,
-			 ctx->max_effects);
-		r = -ENOSPC; /* a budget, not a bad argument */
-	}
-	if (r == 0 && (args = calloc((size_t)n + 1, sizeof(*args))) == NULL)
-		r = -ENOMEM;
 	for (; r == 0 && got < (size_t)n; got++) {
 		r = lv_to_val_named(L, (int)got + 1, ctx->max_depth, param_name(fn, (int)got),
 				    &args[got], err, sizeof(err));
@@ -177,15 +171,40 @@ static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch
 	       (args[got - 1] == NULL ||
 		args[got - 1]->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE))
 		val_free(args[--got]); /* trailing nils are absent arguments */
+	if (r < 0) {
+		args_free(args, got);
+		return r;
+	}
+	*out = args;
+	*nout = got;
+	return 0;
+}
+
+/* Converts stack 1..n, checks them, appends the effect. Raises nothing. */
+static int effect_build(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn, int n,
+			char *msg, size_t len)
+{
+	val_t **args = NULL;
+	size_t got = 0;
+	int r = check_lua_types(L, a, fn, n, msg, len);
+
+	if (r == 0 && ctx->n_effects >= ctx->max_effects) {
+		snprintf(msg, len, "%s.%s: more than %u effects in one input", a->name, fn->name,
+			 ctx->max_effects);
+		r = -ENOSPC; /* a budget, not a bad argument */
+	}
 	if (r == 0)
+		r = call_args(L, ctx, a, fn, n, &args, &got, msg, len);
+	if (r == 0) {
 		r = effect_append(ctx, a->name, fn->name, args, got);
+		if (r < 0)
+			args_free(args, got);
+	}
 	if (r == -ENOMEM)
 		snprintf(msg, len, "%s.%s: out of memory", a->name, fn->name);
 	if (r == -EFBIG)
 		snprintf(msg, len, "%s.%s: the effects of one input exceed %u bytes", a->name,
 			 fn->name, MP_MAX_RESULT_BYTES);
-	if (r < 0)
-		args_free(args, got);
 	return r;
 }
 
@@ -217,37 +236,6 @@ static void query_where(lua_State *L, const hapi_ctx *ctx, const sch_api *a, con
 			   a->name, fn->name);
 }
 
-/* Converts and checks stack 1..n into *args; raises nothing. */
-static int query_args(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn, int n,
-		      val_t ***out, size_t *nout, char *msg, size_t len)
-{
-	char err[256];
-	val_t **args = calloc((size_t)n + 1, sizeof(*args));
-	size_t got = 0;
-	int r = args == NULL ? -ENOMEM : check_lua_types(L, a, fn, n, msg, len);
-
-	for (; r == 0 && got < (size_t)n; got++) {
-		r = lv_to_val_named(L, (int)got + 1, ctx->max_depth, param_name(fn, (int)got),
-				    &args[got], err, sizeof(err));
-		if (r == -EINVAL)
-			snprintf(msg, len, "%s.%s: argument #%zu %s", a->name, fn->name, got + 1,
-				 err);
-	}
-	if (r == 0)
-		r = sch_check_args(a, fn, args, got, msg, len);
-	while (r == 0 && got > 0 &&
-	       (args[got - 1] == NULL ||
-		args[got - 1]->kind_case == MOONPEN__V1__VALUE__KIND_NIL_VALUE))
-		val_free(args[--got]); /* trailing nils are absent arguments */
-	if (r < 0) {
-		args_free(args, got);
-		return r;
-	}
-	*out = args;
-	*nout = got;
-	return 0;
-}
-
 /* A query: check, leave the call in ctx, yield to the engine. The answer the
  * engine resumes the thread with becomes this call's results. */
 static int query_call(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_fn *fn)
@@ -260,7 +248,7 @@ static int query_call(lua_State *L, hapi_ctx *ctx, const sch_api *a, const sch_f
 		return luaL_error(L, "%s.%s: more than %d arguments", a->name, fn->name,
 				  SCH_MAX_ARGS);
 	hapi_query_clear(ctx);
-	r = query_args(L, ctx, a, fn, n, &ctx->q_args, &ctx->q_nargs, msg, sizeof(msg));
+	r = call_args(L, ctx, a, fn, n, &ctx->q_args, &ctx->q_nargs, msg, sizeof(msg));
 	if (r == -ENOMEM)
 		return sbx_nomem(L, "%s.%s", a->name, fn->name);
 	if (r < 0) /* typed: the input's status is INVALID_ARGUMENT (sandbox.h) */

@@ -28,15 +28,14 @@ int snap_pack(const snap_t *s, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-int snap_name_ok(const char *s)
+int snap_lua_name(const char *s)
 {
 	static const char *const kw[] = {"and",	  "break", "do",       "else",	"elseif", "end",
 					 "false", "for",   "function", "goto",	"if",	  "in",
 					 "local", "nil",   "not",      "or",	"repeat", "return",
 					 "then",  "true",  "until",    "while", NULL};
 
-	if (s == NULL || strlen(s) > 256 ||
-	    !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+	if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
 		return 0;
 	for (const char *p = s; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
@@ -46,6 +45,11 @@ int snap_name_ok(const char *s)
 		if (strcmp(*k, s) == 0)
 			return 0;
 	return 1;
+}
+
+int snap_name_ok(const char *s)
+{
+	return s != NULL && strlen(s) <= 256 && snap_lua_name(s);
 }
 
 static int check_timer(const snap_t *s, size_t i, unsigned max_depth, char *err, size_t errlen)

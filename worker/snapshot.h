@@ -44,4 +44,8 @@ int snap_decode(const uint8_t *buf, size_t len, unsigned max_depth, snap_t **out
 /* Nonzero for a Lua name (identifier, not a keyword) of at most 256 bytes. */
 int snap_name_ok(const char *s);
 
+/* Nonzero for a Lua name (identifier, not a keyword) of any length; s is a
+ * NUL-terminated string, not NULL. */
+int snap_lua_name(const char *s);
+
 #endif

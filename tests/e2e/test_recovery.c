@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "client/moonpen.h"
-#include "common/val_json.h"
 #include "tests/support/daemon.h"
 #include "tests/support/resp.h"
+#include "tests/support/sched.h"
 
 #define SNAPSHOT_EVERY 16
 #define INPUTS 200
@@ -65,25 +65,8 @@ struct out {
 static void input(const char *id, int i, struct out *o)
 {
 	mp_response *r = NULL;
-	char json[64], err[64];
-	val_t *v = NULL;
 
-	switch (i % 4) {
-	case 0:
-		cr_assert_eq(mp_tick(C, id, 3, &r), 0);
-		break;
-	case 1:
-		snprintf(json, sizeof json, "{\"n\":%d}", i);
-		cr_assert_eq(vjson_parse(json, 8, &v, err, sizeof err), 0);
-		cr_assert_eq(mp_event(C, id, "add", v, &r), 0);
-		val_free(v);
-		break;
-	case 2:
-		cr_assert_eq(mp_event(C, id, "hit", NULL, &r), 0);
-		break;
-	default:
-		cr_assert_eq(mp_call(C, id, "total", NULL, 0, &r), 0);
-	}
+	cr_assert_eq(ts_input(C, id, i, &r), 0, "%s input %d", id, i);
 	snprintf(o->code, sizeof o->code, "%s", tr_code(r));
 	snprintf(o->hash, sizeof o->hash, "%s", tr_hash(r));
 	snprintf(o->effects, sizeof o->effects, "%s", tr_effects(r));
