@@ -281,7 +281,9 @@ static int spk_replay(const char *path, char *out, size_t len)
 	size_t n;
 	int st;
 
-	snprintf(cmd, sizeof cmd, "%s replay '%s' %s 2>&1", td_bin("spk"), path, replay_args);
+	snprintf(cmd, sizeof cmd, "%s replay '%s' %s%s%s%s 2>&1", td_bin("spk"), path, replay_args,
+		 td_slow() ? " --deadline-ms 1000 --worker-wrapper '" : "",
+		 td_slow() ? getenv("MOONPEN_TEST_WORKER_WRAPPER") : "", td_slow() ? "'" : "");
 	f = popen(cmd, "r");
 	cr_assert_not_null(f);
 	n = fread(out, 1, len - 1, f);

@@ -417,6 +417,7 @@ static void live_start(struct live *l)
 	o.id = 1;
 	o.mem_bytes = MP_LUA_MEM_BYTES;
 	o.hello_timeout_ms = 10000;
+	o.wrapper = getenv("MOONPEN_TEST_WORKER_WRAPPER"); /* make test-valgrind */
 	cr_assert_eq(wchan_start(&o, &l->w, err, sizeof err), 0, "wchan_start: %s", err);
 }
 

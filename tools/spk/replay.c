@@ -20,8 +20,8 @@
 #define SPK_TRACE_MAX (256u << 20)
 
 struct replay_opts {
-	const char *trace, *pack_dir, *host_api;
-	uint64_t restore_every;
+	const char *trace, *pack_dir, *host_api, *wrapper;
+	uint64_t restore_every, deadline_ms;
 };
 
 /* The recorded answers of one input, fed in order; a query the trace does
@@ -225,13 +225,15 @@ static int check_pack(const trace *t, const pack *pk, char *err, size_t errlen)
 
 static int replay_opts_parse(int argc, char **argv, struct replay_opts *o)
 {
-	const char *every = NULL;
+	const char *every = NULL, *deadline = NULL;
 	int i, k;
 
 	for (i = 1; i < argc; i++) {
 		if ((k = spk_opt(argc, argv, &i, "--pack", &o->pack_dir)) ||
 		    (k = spk_opt(argc, argv, &i, "--host-api", &o->host_api)) ||
-		    (k = spk_opt(argc, argv, &i, "--restore-every", &every))) {
+		    (k = spk_opt(argc, argv, &i, "--restore-every", &every)) ||
+		    (k = spk_opt(argc, argv, &i, "--worker-wrapper", &o->wrapper)) ||
+		    (k = spk_opt(argc, argv, &i, "--deadline-ms", &deadline))) {
 			if (k < 0)
 				return spk_err(SPK_USAGE, "replay: %s needs a value", argv[i]);
 		} else if (argv[i][0] != '-' && o->trace == NULL) {
@@ -241,8 +243,13 @@ static int replay_opts_parse(int argc, char **argv, struct replay_opts *o)
 		}
 	}
 	if (o->trace == NULL)
-		return spk_err(SPK_USAGE, "usage: spk replay TRACE.json [--pack PACK_DIR] "
-					  "[--restore-every N] [--host-api SCHEMA]");
+		return spk_err(SPK_USAGE,
+			       "usage: spk replay TRACE.json [--pack PACK_DIR] "
+			       "[--restore-every N] [--host-api SCHEMA] [--deadline-ms MS] "
+			       "[--worker-wrapper CMD]");
+	if (deadline && spk_u64(deadline, 1, MP_MAX_DEADLINE_MS, &o->deadline_ms) < 0)
+		return spk_err(SPK_USAGE, "replay: --deadline-ms: expected 1..%d",
+			       MP_MAX_DEADLINE_MS);
 	if (every && spk_u64(every, 1, UINT32_MAX, &o->restore_every) < 0)
 		return spk_err(SPK_USAGE, "replay: --restore-every: expected a positive integer");
 	return SPK_OK;
@@ -273,7 +280,13 @@ int spk_cmd_replay(int argc, char **argv)
 	    spk_host_api(o.host_api, &schema, &schema_len, err, sizeof err) < 0)
 		goto out;
 	{
-		spk_sess_opts so = {pk, schema, schema_len, t->seed, t->tick_ms};
+		spk_sess_opts so = {pk,
+				    schema,
+				    schema_len,
+				    t->seed,
+				    t->tick_ms,
+				    o.wrapper,
+				    (uint32_t)o.deadline_ms};
 		if (spk_sess_new(&so, &s, err, sizeof err) < 0)
 			goto out;
 	}

@@ -22,8 +22,8 @@
 typedef Moonpen__Worker__V1__ToWorker to_worker;
 
 struct run_opts {
-	const char *pack_dir, *events, *record, *host_api, *answers;
-	uint64_t seed, tick_ms;
+	const char *pack_dir, *events, *record, *host_api, *answers, *wrapper;
+	uint64_t seed, tick_ms, deadline_ms;
 };
 
 struct inputs {
@@ -325,7 +325,7 @@ static int record(const trace *t, const char *path, char *err, size_t errlen)
 
 static int run_opts_parse(int argc, char **argv, struct run_opts *o)
 {
-	const char *seed = NULL, *tick = NULL;
+	const char *seed = NULL, *tick = NULL, *deadline = NULL;
 	int i, k;
 
 	for (i = 1; i < argc; i++) {
@@ -334,7 +334,9 @@ static int run_opts_parse(int argc, char **argv, struct run_opts *o)
 		    (k = spk_opt(argc, argv, &i, "--tick-ms", &tick)) ||
 		    (k = spk_opt(argc, argv, &i, "--record", &o->record)) ||
 		    (k = spk_opt(argc, argv, &i, "--host-api", &o->host_api)) ||
-		    (k = spk_opt(argc, argv, &i, "--answers", &o->answers))) {
+		    (k = spk_opt(argc, argv, &i, "--answers", &o->answers)) ||
+		    (k = spk_opt(argc, argv, &i, "--worker-wrapper", &o->wrapper)) ||
+		    (k = spk_opt(argc, argv, &i, "--deadline-ms", &deadline))) {
 			if (k < 0)
 				return spk_err(SPK_USAGE, "run: %s needs a value", argv[i]);
 		} else if (argv[i][0] != '-' && o->pack_dir == NULL) {
@@ -346,9 +348,12 @@ static int run_opts_parse(int argc, char **argv, struct run_opts *o)
 	if (o->pack_dir == NULL || o->events == NULL)
 		return spk_err(SPK_USAGE, "usage: spk run PACK_DIR --events FILE.jsonl [--seed N] "
 					  "[--tick-ms MS] [--record TRACE] [--host-api SCHEMA] "
-					  "[--answers FILE.jsonl]");
+					  "[--answers FILE.jsonl] [--deadline-ms MS] "
+					  "[--worker-wrapper CMD]");
 	if (seed && spk_u64(seed, 0, UINT64_MAX, &o->seed) < 0)
 		return spk_err(SPK_USAGE, "run: --seed: expected an unsigned integer");
+	if (deadline && spk_u64(deadline, 1, MP_MAX_DEADLINE_MS, &o->deadline_ms) < 0)
+		return spk_err(SPK_USAGE, "run: --deadline-ms: expected 1..%d", MP_MAX_DEADLINE_MS);
 	if (tick && spk_u64(tick, 1, MP_MAX_TICK_MS, &o->tick_ms) < 0)
 		return spk_err(SPK_USAGE, "run: --tick-ms: expected 1..%u",
 			       (unsigned)MP_MAX_TICK_MS);
@@ -377,7 +382,13 @@ int spk_cmd_run(int argc, char **argv)
 	    (o.answers && read_lines(o.answers, on_answer_line, &ans, err, sizeof err) < 0))
 		goto out;
 	{
-		spk_sess_opts so = {pk, schema, schema_len, o.seed, (uint32_t)o.tick_ms};
+		spk_sess_opts so = {pk,
+				    schema,
+				    schema_len,
+				    o.seed,
+				    (uint32_t)o.tick_ms,
+				    o.wrapper,
+				    (uint32_t)o.deadline_ms};
 		if (spk_sess_new(&so, &s, err, sizeof err) < 0)
 			goto out;
 	}

@@ -27,6 +27,7 @@ struct spk_sess {
 	const pack *pk;
 	char run_dir[PATH_MAX];
 	char worker[PATH_MAX];
+	char wrapper[PATH_MAX]; /* debugging only (--worker-wrapper); "" in normal runs */
 	Moonpen__Worker__V1__Init init;
 	Moonpen__Worker__V1__Limits lim;
 	wchan *w;
@@ -68,7 +69,8 @@ static void fill_init(spk_sess *s, const spk_sess_opts *o)
 			    .host_api = o->host_api,
 			    .host_api_len = o->host_api_len,
 			    .seed = o->seed,
-			    .tick_ms = o->tick_ms};
+			    .tick_ms = o->tick_ms,
+			    .deadline_ms = o->deadline_ms};
 
 	sup_winit_fill(&w, &s->init, &s->lim);
 }
@@ -84,7 +86,8 @@ int spk_sess_new(const spk_sess_opts *o, spk_sess **out, char *err, size_t errle
 		return -ENOMEM;
 	}
 	s->pk = o->pk;
-	s->deadline_ms = sup_winit_deadline_ms(o->pk, 0);
+	s->deadline_ms = sup_winit_deadline_ms(o->pk, o->deadline_ms);
+	snprintf(s->wrapper, sizeof s->wrapper, "%s", o->wrapper ? o->wrapper : "");
 	s->hard_factor = MP_HARD_DEADLINE_FACTOR; /* moonpend's default --hard-factor */
 	r = find_worker(s->worker, sizeof s->worker, err, errlen);
 	if (r < 0)
@@ -148,7 +151,8 @@ int spk_sess_boot(spk_sess *s, const uint8_t *snap, size_t snap_len, from_worker
 			.run_dir = s->run_dir,
 			.id = s->next_id++,
 			.mem_bytes = s->lim.mem_bytes,
-			.hello_timeout_ms = MP_SPAWN_TIMEOUT_MS};
+			.hello_timeout_ms = MP_SPAWN_TIMEOUT_MS,
+			.wrapper = s->wrapper};
 	to_worker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
 	const char *why;
 	int r;

@@ -22,6 +22,9 @@ typedef struct spk_sess_opts {
 	size_t host_api_len;
 	uint64_t seed;
 	uint32_t tick_ms; /* 0: the manifest's, else MP_DEFAULT_TICK_MS */
+	/* debugging runs (valgrind): as moonpend's --worker-wrapper and --deadline-ms */
+	const char *wrapper;  /* NULL or "": none */
+	uint32_t deadline_ms; /* default soft deadline; 0: MP_SOFT_DEADLINE_MS */
 } spk_sess_opts;
 
 /* Answers one query of the input in progress: fills *out (a malloc'd
