@@ -282,30 +282,51 @@ static int utf8_lead(unsigned char c, unsigned char *lo, unsigned char *hi)
 	return 0;
 }
 
+/* Length of the valid UTF-8 sequence at p[0..left) (1 for ASCII), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t left)
+{
+	unsigned char lo, hi;
+	int n, k;
+
+	if (p[0] < 0x80)
+		return 1;
+	n = utf8_lead(p[0], &lo, &hi);
+	if (n == 0 || left < (size_t)n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (k = 2; k < n; k++)
+		if (p[k] < 0x80 || p[k] > 0xBF)
+			return 0;
+	return (size_t)n;
+}
+
 int val_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
+	size_t i = 0, n;
 
 	while (i < len) {
-		unsigned char lo, hi;
-		int n, k;
-
-		if (p[i] < 0x80) {
-			i++;
-			continue;
-		}
-		n = utf8_lead(p[i], &lo, &hi);
-		if (n == 0 || len - i < (size_t)n)
+		n = utf8_seq(p + i, len - i);
+		if (n == 0)
 			return 0;
-		if (p[i + 1] < lo || p[i + 1] > hi)
-			return 0;
-		for (k = 2; k < n; k++)
-			if (p[i + k] < 0x80 || p[i + k] > 0xBF)
-				return 0;
-		i += (size_t)n;
+		i += n;
 	}
 	return 1;
+}
+
+void val_utf8_scrub(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t left = s ? strlen(s) : 0, n;
+
+	while (left > 0) {
+		n = utf8_seq(p, left);
+		if (n == 0) {
+			*p = '?';
+			n = 1;
+		}
+		p += n;
+		left -= n;
+	}
 }
 
 /* ---- checking untrusted trees ------------------------------------------------ */

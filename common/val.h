@@ -47,6 +47,9 @@ int val_check(const val_t *v, unsigned max_depth, char *err, size_t errlen)
 
 /* Nonzero when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int val_utf8_valid(const char *s, size_t len);
+/* Makes the NUL-terminated s valid UTF-8 in place: each byte that does not
+ * start a valid sequence becomes '?'. NULL is fine. */
+void val_utf8_scrub(char *s);
 
 /* Nonzero when a and b are the same value (tables compared element-wise, in order). */
 int val_equal(const val_t *a, const val_t *b);

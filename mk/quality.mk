@@ -48,7 +48,7 @@ $(FUZZ_DIR)/obj/gen/%.o: $(BUILD)/gen/%.c $(FUZZ_GEN_H)
 	$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -c $< -o $@
 # The supervisor's checks of untrusted bytes that need no other supervisor module:
 # requests (reqcheck), worker queries (query), snapshot headers (ilog).
-FUZZ_SUP_SRC := supervisor/reqcheck.c $(wildcard supervisor/query.c supervisor/ilog.c)
+FUZZ_SUP_SRC := supervisor/reqcheck.c supervisor/wreply.c $(wildcard supervisor/query.c supervisor/ilog.c)
 $(FUZZ_LIBCOMMON): $(FUZZ_GEN_OBJ) $(call fobj,$(COMMON_SRC) $(FUZZ_SUP_SRC))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(FUZZ_LIBENGINE): $(call fobj,$(ENGINE_SRC))

@@ -26,6 +26,7 @@
 #include "common/wire.h"
 #include "policy/limits.h"
 #include "supervisor/spawn.h"
+#include "supervisor/wreply.h"
 
 struct wchan {
 	nng_socket sock;
@@ -433,93 +434,6 @@ int wchan_start(const wchan_opts *o, wchan **out, char *err, unsigned long errle
 	return 0;
 }
 
-/* ---- checking a reply ------------------------------------------------------------
- * A worker's reply goes to game servers: its Values must pass val_check (a
- * worker that sends a bad one is broken or compromised and is killed), and its
- * text fields are made valid UTF-8 in place (a script may raise an error with
- * any bytes in it; that is not a protocol violation). */
-
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	size_t n, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, cp = c & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-static void scrub(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	while (p && *p) {
-		size_t n = utf8_seq(p);
-		if (n == 0)
-			*p++ = '?';
-		else
-			p += n;
-	}
-}
-
-static int values_ok(Moonpen__V1__Value **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (v[i] == NULL || val_check(v[i], MP_MAX_VALUE_DEPTH, NULL, 0) < 0)
-			return 0;
-	return 1;
-}
-
-static int reply_ok(Moonpen__Worker__V1__FromWorker *fw)
-{
-	Moonpen__V1__Result *res = fw->result;
-	size_t i;
-
-	if (fw->status) {
-		if (strcmp(st_name(fw->status->code), "unknown") == 0)
-			return 0; /* a code outside the enum */
-		scrub(fw->status->message);
-		scrub(fw->status->traceback);
-	}
-	if (res == NULL)
-		return 1;
-	if (!values_ok(res->returns, res->n_returns) ||
-	    (res->state_hash.len != 0 && res->state_hash.len != 32))
-		return 0;
-	for (i = 0; i < res->n_effects; i++) {
-		Moonpen__V1__Effect *e = res->effects[i];
-		if (!values_ok(e->args, e->n_args))
-			return 0;
-		scrub(e->api);
-		scrub(e->fn);
-		scrub(e->trigger_id);
-	}
-	for (i = 0; i < res->n_logs; i++) {
-		scrub(res->logs[i]->level);
-		scrub(res->logs[i]->message);
-	}
-	return 1;
-}
-
 /* ---- RPC ---------------------------------------------------------------------- */
 
 int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
@@ -540,8 +454,7 @@ int wchan_rpc(wchan *w, Moonpen__Worker__V1__ToWorker *m, uint32_t timeout_ms,
 		r = -EPIPE; /* nobody took the message: the worker is gone */
 	if (r == 0)
 		r = recv_reply(w, timeout_ms, &fw);
-	if (r == 0 &&
-	    (fw->seq != m->seq || fw->slot != m->slot || fw->status == NULL || !reply_ok(fw))) {
+	if (r == 0 && !sup_wreply_ok(fw, m->seq, m->slot)) {
 		protobuf_c_message_free_unpacked(&fw->base, NULL);
 		r = -EBADMSG;
 	}

@@ -4,11 +4,10 @@
  * slot: 2 bytes, big-endian][the bytes a compromised worker may send on its
  * PAIR1 channel]. Applies what the supervisor applies to a reply:
  *   - wire_unpack with the reply size cap (supervisor/wchan.c recv_reply);
- *   - the checks of wchan_rpc: seq and slot echoed, a status, and reply_ok
- *     (a code inside the enum, every returned Value and effect argument
- *     present and passing val_check, a state hash of 0 or 32 bytes, text
- *     fields made valid UTF-8 in place); mirrored here because they are
- *     static in wchan.c, which needs NNG and a process;
+ *   - the checks of wchan_rpc, the very same code (supervisor/wreply.c):
+ *     seq and slot echoed, a status with a code inside the enum, every
+ *     returned Value and effect argument present and passing val_check, a
+ *     state hash of 0 or 32 bytes, text fields made valid UTF-8 in place;
  *   - the Hello checks of wait_hello;
  *   - for a PENDING reply that passed, what the instance thread does
  *     (supervisor/inst_query.c): sup_query_check_call on its HostCall, then
@@ -29,104 +28,12 @@
 #include "common/wire.h"
 #include "policy/limits.h"
 #include "supervisor/query.h"
+#include "supervisor/wreply.h"
 #include "worker.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define PENDING MOONPEN__V1__STATUS__CODE__PENDING
-
-/* ---- mirror of wchan.c's reply checks (utf8_seq, scrub, values_ok, reply_ok) ---- */
-
-static size_t utf8_seq(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	size_t n, i;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4, cp = c & 0x07;
-	else
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-/* Makes s valid UTF-8 in place; checks that it did. */
-static void scrub(char *s)
-{
-	unsigned char *p = (unsigned char *)s;
-
-	while (p && *p) {
-		size_t n = utf8_seq(p);
-		if (n == 0)
-			*p++ = '?';
-		else
-			p += n;
-	}
-	if (s && !val_utf8_valid(s, strlen(s)))
-		abort();
-}
-
-static int values_ok(Moonpen__V1__Value **v, size_t n)
-{
-	char err[128];
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (v[i] == NULL || val_check(v[i], MP_MAX_VALUE_DEPTH, err, sizeof err) < 0)
-			return 0;
-	return 1;
-}
-
-static int reply_ok(Moonpen__Worker__V1__FromWorker *fw)
-{
-	Moonpen__V1__Result *res = fw->result;
-	size_t i;
-
-	if (fw->status) {
-		if (strcmp(st_name(fw->status->code), "unknown") == 0)
-			return 0; /* a code outside the enum */
-		scrub(fw->status->message);
-		scrub(fw->status->traceback);
-	}
-	if (res == NULL)
-		return 1;
-	if (!values_ok(res->returns, res->n_returns) ||
-	    (res->state_hash.len != 0 && res->state_hash.len != 32))
-		return 0;
-	for (i = 0; i < res->n_effects; i++) {
-		Moonpen__V1__Effect *e = res->effects[i];
-		if (!values_ok(e->args, e->n_args))
-			return 0;
-		scrub(e->api);
-		scrub(e->fn);
-		scrub(e->trigger_id);
-	}
-	for (i = 0; i < res->n_logs; i++) {
-		scrub(res->logs[i]->level);
-		scrub(res->logs[i]->message);
-	}
-	return 1;
-}
-
-/* wchan_rpc: the reply must echo the request's seq and slot and have a status. */
-static int rpc_ok(Moonpen__Worker__V1__FromWorker *fw, uint64_t seq, uint32_t slot)
-{
-	return fw->seq == seq && fw->slot == slot && fw->status != NULL && reply_ok(fw);
-}
 
 static int hello_ok(const Moonpen__Worker__V1__FromWorker *fw)
 {
@@ -226,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fw = (Moonpen__Worker__V1__FromWorker *)m;
 	(void)hello_ok(fw);
-	if (rpc_ok(fw, seq, slot) && fw->status->code == PENDING) {
+	if (sup_wreply_ok(fw, seq, slot) && fw->status->code == PENDING) {
 		pending(fw);
 		return 0;
 	}

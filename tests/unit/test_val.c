@@ -340,3 +340,19 @@ Test(val, check_truncates_err)
 	cr_assert_str_eq(err, "[1]: ta");
 	val_free(three);
 }
+
+Test(val, utf8_scrub_replaces_each_bad_byte)
+{
+	char s1[] = "a\xff" "b\xe2\x82\xac" "\xed\xa0\x80" "c";
+	char s2[] = "ok\xe2\x82";
+	char s3[] = "";
+
+	val_utf8_scrub(s1);
+	cr_expect_str_eq(s1, "a?b\xe2\x82\xac???c"); /* euro sign kept, surrogate replaced */
+	val_utf8_scrub(s2);
+	cr_expect_str_eq(s2, "ok??"); /* truncated sequence at the end */
+	val_utf8_scrub(s3);
+	cr_expect_str_eq(s3, "");
+	val_utf8_scrub(NULL);
+	cr_expect(val_utf8_valid(s1, strlen(s1)));
+}
