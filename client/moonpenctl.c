@@ -452,7 +452,7 @@ static int print_reply(const struct ctl *ctl, const struct cmd *cmd, const mp_re
 	json_t *j = mp_response_to_json(resp);
 	char *s = NULL;
 
-	if (j != NULL && ctl->out_file != NULL && save_snapshot(ctl, resp, j) < 0) {
+	if (j != NULL && resp != NULL && ctl->out_file != NULL && save_snapshot(ctl, resp, j) < 0) {
 		json_decref(j);
 		return EXIT_USAGE;
 	}

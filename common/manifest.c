@@ -484,7 +484,8 @@ static int parse_timers(json_t *root, mf_manifest *m, char *err, size_t errlen)
 		if (r < 0)
 			return r;
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(m->timers[j].id, m->timers[i].id) == 0)
+			if (m->timers[j].id && m->timers[i].id &&
+			    strcmp(m->timers[j].id, m->timers[i].id) == 0)
 				return diag_fail(err, errlen,
 						 "field 'timers[%zu].id': \"%s\" is used twice",
 						 i + 1, m->timers[i].id);
@@ -610,7 +611,9 @@ static int parse_trigger_rates(json_t *t, mf_manifest *m, char *err, size_t errl
 		return diag_fail(err, errlen, "field 'rate_limits.triggers': expected an object");
 	json_object_foreach(t, key, v)
 	{
-		for (i = 0; i < m->n_triggers && strcmp(m->triggers[i].id, key) != 0; i++)
+		for (i = 0; i < m->n_triggers &&
+			    (m->triggers[i].id == NULL || strcmp(m->triggers[i].id, key) != 0);
+		     i++)
 			;
 		snprintf(where, sizeof where, "rate_limits.triggers.%.64s", key);
 		if (i == m->n_triggers)

@@ -1262,7 +1262,7 @@ static int read_inputs(struct loader *ld, uint64_t base)
 			break;
 		if (e->index != base + ld->n_inputs) {
 			snprintf(ld->err, ld->errlen, "instance '%s': input %llu missing", ld->id,
-				 (unsigned long long)(base + ld->n_inputs));
+				 (unsigned long long)base + ld->n_inputs);
 			return -EBADMSG;
 		}
 		if ((e->data = malloc(e->len ? e->len : 1)) == NULL)
@@ -1332,7 +1332,7 @@ static void loader_clear(struct loader *ld)
 static int load_one(struct loader *ld, sst_visit_fn fn, void *ud)
 {
 	sst_loaded l = {0};
-	sst_snapshot sn;
+	sst_snapshot sn = {0};
 	int rc, r = read_inst_row(ld, &l.inst);
 
 	if (r == 0) {
@@ -1410,7 +1410,7 @@ int sst_load(sst *st, sst_visit_fn fn, void *ud, char *err, size_t errlen)
 
 int sst_read_snapshot(sst *st, const char *id, uint64_t tick, sst_snapshot *out)
 {
-	sst_snapshot sn;
+	sst_snapshot sn = {0};
 	uint8_t *copy = NULL;
 	int rc, r;
 
@@ -1428,7 +1428,8 @@ int sst_read_snapshot(sst *st, const char *id, uint64_t tick, sst_snapshot *out)
 	if (r == 0 && (copy = malloc(sn.len ? sn.len : 1)) == NULL)
 		r = -ENOMEM;
 	if (r == 0) {
-		memcpy(copy, sn.blob, sn.len);
+		if (sn.len > 0) /* an empty blob may come back as NULL */
+			memcpy(copy, sn.blob, sn.len);
 		*out = sn;
 		out->blob = copy;
 	} else if (r != -ENOENT) {

@@ -448,7 +448,7 @@ static int l_id(lua_State *L)
 	name = lua_tostring(L, 1);
 	for (size_t i = 0; i < s->n_names; i++)
 		if (strcmp(s->names[i], name) == 0) {
-			lua_pushinteger(L, (lua_Integer)(i + 1));
+			lua_pushinteger(L, (lua_Integer)i + 1);
 			return 1;
 		}
 	return luaL_error(L, "timer.id: the manifest declares no timer '%s'", name);
