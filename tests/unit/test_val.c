@@ -343,7 +343,10 @@ Test(val, check_truncates_err)
 
 Test(val, utf8_scrub_replaces_each_bad_byte)
 {
-	char s1[] = "a\xff" "b\xe2\x82\xac" "\xed\xa0\x80" "c";
+	char s1[] = "a\xff"
+		    "b\xe2\x82\xac"
+		    "\xed\xa0\x80"
+		    "c";
 	char s2[] = "ok\xe2\x82";
 	char s3[] = "";
 
