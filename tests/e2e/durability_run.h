@@ -100,6 +100,10 @@ static inline int dr_start(dr_daemon *d, const char *durability, const char *con
 	argv[n++] = "16";
 	argv[n++] = "--deadline-ms"; /* a loaded machine must not fail inputs (timeout) */
 	argv[n++] = "1000";
+	if (td_slow()) { /* make test-valgrind: workers under their own valgrind */
+		argv[n++] = "--worker-wrapper";
+		argv[n++] = getenv("MOONPEN_TEST_WORKER_WRAPPER");
+	}
 	for (i = 0; extra && extra[i] && n < 38; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
