@@ -10,7 +10,7 @@
 #   make test-oom                 the failing-allocator suites (tests/oom)
 #   make lint                     clang-tidy and cppcheck, with the checked-in configuration
 
-.PHONY: fuzz fuzz-ci fuzz-build test-valgrind test-oom lint lint-tidy lint-cppcheck
+.PHONY: fuzz fuzz-ci fuzz-build test-valgrind test-valgrind-ci test-oom lint lint-tidy lint-cppcheck
 
 # ---- libFuzzer harnesses ----------------------------------------------------------
 # Objects are compiled again with clang and coverage instrumentation into
@@ -110,6 +110,13 @@ fuzz-ci: fuzz-build
 # through the e2e suites (moonpend spawning valgrind-wrapped workers).
 VG_KERNEL_SUITES := %/test_seccomp_probe %/test_spawn
 VG_SUITES = $(filter-out $(VG_KERNEL_SUITES),$(filter $(BUILD)/tests/unit/% $(BUILD)/tests/e2e/%,$(TEST_BINS)))
+
+# The CI subset (.ci/run): the supervisor and worker suites, about 10 minutes
+# on 2 cores instead of 35 for everything (make test-valgrind).
+VG_CI_SUITES = $(addprefix $(BUILD)/tests/,unit/test_engine unit/test_snapshot unit/test_store \
+	e2e/test_api e2e/test_isolation e2e/test_recovery e2e/test_query)
+test-valgrind-ci:
+	$(MAKE) test-valgrind VG_SUITES="$(VG_CI_SUITES)"
 
 # Each suite runs through a generated wrapper ($(BUILD)/vg/tests/<suite>), so
 # tests/run-tests.sh reports it as usual.

@@ -290,8 +290,11 @@ Test(spk, replay_checks_the_state_hash_and_the_pack)
 	tamper(tp("trace.json"), trace_hex32(t->inputs[4].out.state_hash, hex),
 	       "00000000000000000000000000000000000000000000000000000000000000ff");
 	cr_assert_eq(spk("replay", tp("trace.json"), "--pack", DUNGEON, NULL), 1);
-	cr_assert(strstr(out_text(), "divergence at input 4 (tick 100, call spawn_wave): "
-				     "state_hash: expected 0000") != NULL);
+	err = out_text();
+	cr_assert(strstr(err, "divergence at input 4 (tick 100, call spawn_wave): "
+			      "state_hash: expected 0000") != NULL,
+		  "%s", err);
+	free(err);
 	/* another pack's folder: refused before any worker runs */
 	cr_assert_eq(
 	    spk("replay", tp("trace.json"), "--pack", "examples/packs/key-collection", NULL), 2);
