@@ -86,6 +86,35 @@ int ilog_append_raw(ilog *l, const uint8_t *data, size_t len)
 	return 0;
 }
 
+int ilog_append_old(ilog *l, const uint8_t *data, size_t len, uint64_t *tick)
+{
+	ilog_ent e = {.len = len};
+	ProtobufCMessage *m = NULL;
+	Moonpen__Worker__V1__ToWorker *tw;
+	int r = wire_unpack(&moonpen__worker__v1__to_worker__descriptor, data, len, SIZE_MAX, &m);
+
+	if (r < 0)
+		return r == -ENOMEM ? r : -EBADMSG;
+	tw = (Moonpen__Worker__V1__ToWorker *)m;
+	e.input = is_input(tw->op_case);
+	if (e.input) {
+		uint32_t count = tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK && tw->tick
+				     ? tw->tick->count
+				     : 0;
+		e.done = e.ticks_only = 1;
+		e.tick = *tick;
+		if (tw->op_case == MOONPEN__WORKER__V1__TO_WORKER__OP_TICK)
+			*tick += count ? count : 1;
+		e.tick_after = *tick;
+	}
+	protobuf_c_message_free_unpacked(m, NULL);
+	if (grow(l) < 0 || (e.data = malloc(len ? len : 1)) == NULL)
+		return -ENOMEM;
+	memcpy(e.data, data, len);
+	push(l, &e);
+	return 0;
+}
+
 static void ent_free(ilog_ent *e)
 {
 	free(e->data);
@@ -329,7 +358,7 @@ int ilog_set_outcome(ilog *l, const Moonpen__V1__Result *res, uint64_t tick_befo
 	free(e->out);
 	e->out = NULL;
 	e->out_len = 0;
-	e->done = 0;
+	e->done = e->ticks_only = 0;
 	if (pack_result(res, &e->out, &e->out_len) < 0)
 		return -ENOMEM;
 	e->tick = tick_before;

@@ -1,7 +1,9 @@
 /*
  * ilog — an instance's recovery record: the snapshots kept in memory (newest
  * last), the input log since the oldest of them (with each input's outcome, for
- * Rollback and ExportTrace), and the dead letters. Runs in
+ * Rollback and ExportTrace; after a restart, the inputs before the newest
+ * snapshot come back with their ticks only: ilog_append_old), and the dead
+ * letters. Runs in
  * the supervisor. Log entries are our own packed ToWorker messages; snapshot
  * blobs come from a worker and are hostile: their header is decoded with a size
  * cap and checked (format, instance id, hash length) before it is kept.
@@ -36,6 +38,8 @@ typedef struct ilog_ent {
 	uint8_t hash_after[32];
 	uint8_t *out; /* done: its Result as answered (packed), or NULL once dropped */
 	size_t out_len;
+	int ticks_only; /* done, read back from the store (ilog_append_old): its ticks
+			 * are known, its hash_after and out are not */
 } ilog_ent;
 
 typedef struct ilog_snap {
@@ -82,6 +86,16 @@ int ilog_append(ilog *l, Moonpen__Worker__V1__ToWorker *tw) __attribute__((warn_
 /* Appends an entry already packed (a ToWorker read back from the store),
  * copied. 0 or -ENOMEM. */
 int ilog_append_raw(ilog *l, const uint8_t *data, size_t len) __attribute__((warn_unused_result));
+
+/* Appends an entry read back from the store that precedes the newest
+ * snapshot (kept for Rollback after a restart), copied. Its outcome is
+ * unknown, but an input's ticks follow from the log alone, as the worker
+ * counts them: a tick input advances its count (0 counts as 1), events and
+ * calls none. So an input is marked done and ticks_only, with tick = *tick
+ * and tick_after = *tick advanced; *tick becomes tick_after. 0, -ENOMEM, or
+ * -EBADMSG (the entry does not decode). */
+int ilog_append_old(ilog *l, const uint8_t *data, size_t len, uint64_t *tick)
+    __attribute__((warn_unused_result));
 
 /* Records res (the final OK Result of the newest logged input, answered to
  * the client) as that input's outcome, with tick_before the instance's tick

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/trace.h"
 #include "common/wire.h"
+#include "policy/limits.h"
 #include "supervisor/inst_priv.h"
 
 typedef Moonpen__Worker__V1__Snapshot snap_hdr;
@@ -390,7 +391,9 @@ static uint64_t count_inputs(const ilog *l, size_t first, size_t k)
 }
 
 /* The state the plan leads to: the last kept input's result, else the
- * point's own. 0, or -ENOENT (the creation's Init outcome is unknown). */
+ * point's own. 0, -ENOENT (the creation's Init outcome is unknown), or
+ * -EAGAIN (that input was read back from the store without its outcome:
+ * *tick is known, the hash is the rebuilt worker's, see worker_state). */
 static int plan_state(const ilog *l, const ilog_snap *sn, size_t keep, uint64_t *tick,
 		      uint8_t hash[32])
 {
@@ -400,7 +403,7 @@ static int plan_state(const ilog *l, const ilog_snap *sn, size_t keep, uint64_t 
 		if (l->all[i].input && l->all[i].done) {
 			*tick = l->all[i].tick_after;
 			memcpy(hash, l->all[i].hash_after, 32);
-			return 0;
+			return l->all[i].ticks_only ? -EAGAIN : 0;
 		}
 	if (sn) {
 		*tick = sn->tick;
@@ -411,6 +414,41 @@ static int plan_state(const ilog *l, const ilog_snap *sn, size_t keep, uint64_t 
 	return -ENOENT; /* taken from the rebuilt worker's Init reply */
 }
 
+/* The state (tick, hash) of the instance's worker, from the header of a
+ * snapshot it takes: after a Rollback to an input whose outcome was not
+ * kept. 0, or negative with err filled. */
+static int worker_state(struct inst *in, uint64_t *tick, uint8_t hash[32], char *err, size_t errlen)
+{
+	Moonpen__Worker__V1__ToWorker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
+	Moonpen__Worker__V1__TakeSnapshot ts = MOONPEN__WORKER__V1__TAKE_SNAPSHOT__INIT;
+	Moonpen__Worker__V1__FromWorker *fw = NULL;
+	ProtobufCMessage *m = NULL;
+	int r;
+
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_SNAPSHOT;
+	tw.snapshot = &ts;
+	r = inst_worker_rpc(in, &tw, inst_hard_ms(in, 1), &fw);
+	if (r == 0 && fw->status->code != MOONPEN__V1__STATUS__CODE__OK)
+		r = -EPROTO;
+	if (r == 0)
+		r = wire_unpack(&moonpen__worker__v1__snapshot__descriptor, fw->snapshot.data,
+				fw->snapshot.len, MP_SNAPSHOT_MAX_BYTES, &m);
+	if (r == 0 && ((snap_hdr *)m)->state_hash.len != 32)
+		r = -EBADMSG;
+	if (r == 0) {
+		*tick = ((snap_hdr *)m)->tick;
+		memcpy(hash, ((snap_hdr *)m)->state_hash.data, 32);
+	}
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	if (fw)
+		protobuf_c_message_free_unpacked(&fw->base, NULL);
+	if (r < 0)
+		snprintf(err, errlen, "the worker did not give its state: %s",
+			 r == -EPROTO ? "snapshot refused" : strerror(-r));
+	return r;
+}
+
 void inst_serve_rollback(struct inst *in, struct job *j)
 {
 	uint64_t tick = j->req->rollback->tick, oldest = 0, ntick = 0, inputs;
@@ -419,14 +457,15 @@ void inst_serve_rollback(struct inst *in, struct job *j)
 	uint8_t hash[32];
 	char err[512], why[600];
 	size_t keep = 0, dropped;
-	int known;
+	int known, ps, r;
 
 	if (ilog_rollback_plan(&in->ilog, tick, &sn, &keep, &oldest) < 0)
 		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INVALID_ARGUMENT,
 				     "tick %" PRIu64
 				     " is before the oldest kept snapshot (tick %" PRIu64 ")",
 				     tick, oldest);
-	known = plan_state(&in->ilog, sn, keep, &ntick, hash) == 0;
+	ps = plan_state(&in->ilog, sn, keep, &ntick, hash);
+	known = ps == 0;
 	inputs = (sn ? sn->input : 0) +
 		 count_inputs(&in->ilog, sn ? (size_t)(sn->seq - in->ilog.seq0) : 0, keep);
 	pthread_mutex_lock(&in->mu);
@@ -435,12 +474,17 @@ void inst_serve_rollback(struct inst *in, struct job *j)
 	in->logged -= dropped;
 	if (sst_truncate(in->is->s->store, in->id, in->logged) < 0)
 		log_error("instance %s: the store kept %zu rolled-back inputs", in->id, dropped);
-	if (inst_rebuild(in, &fw, err, sizeof err) < 0) {
+	r = inst_rebuild(in, &fw, err, sizeof err);
+	if (r == 0 && ps == -EAGAIN) /* that input's hash was not kept: ask the worker */
+		known = (r = worker_state(in, &ntick, hash, err, sizeof err)) == 0;
+	if (r < 0) {
+		if (fw)
+			protobuf_c_message_free_unpacked(&fw->base, NULL);
 		snprintf(why, sizeof why, "rollback to tick %" PRIu64 " failed: %.500s", tick, err);
 		inst_quarantine(in, why);
 		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__QUARANTINED, "%s", why);
 	}
-	if (!known)
+	if (ps == -ENOENT)
 		inst_note_result(in, fw->result, 0);
 	protobuf_c_message_free_unpacked(&fw->base, NULL);
 	pthread_mutex_lock(&in->mu);

@@ -160,6 +160,54 @@ static uint64_t snap_inputs(const uint8_t *blob, size_t len)
 	return n;
 }
 
+/* Puts the older snapshots and the history (the inputs between them and the
+ * newest snapshot) in the log, as they were before the restart, without
+ * their outcomes (ilog_append_old). The ticks the inputs lead to must meet
+ * each next snapshot's. 0, -ENOMEM, or -EBADMSG with why filled. */
+static int fill_history(struct inst *in, const sst_loaded *l, char *why, size_t whylen)
+{
+	const sup_config *c = &in->is->s->cfg;
+	size_t k, h = 0;
+	int r = 0;
+
+	for (k = 0; r == 0 && k < l->n_older; k++) {
+		const sst_snapshot *s = &l->older[k], *next = k + 1 < l->n_older ? s + 1 : l->snap;
+		uint64_t tick = s->tick;
+		r = ilog_snap_add(&in->ilog, s->blob, s->len, in->id, snap_inputs(s->blob, s->len),
+				  c->keep_snapshots, why, whylen);
+		for (; r == 0 && h < l->n_history && l->history[h].index < next->input; h++)
+			r = ilog_append_old(&in->ilog, l->history[h].data, l->history[h].len,
+					    &tick);
+		if (r == -EBADMSG && why[0] == '\0') /* h is past the failed one */
+			snprintf(why, whylen, "stored input %" PRIu64 " does not decode",
+				 l->history[h - 1].index);
+		if (r == 0 && tick != next->tick) {
+			snprintf(why, whylen,
+				 "the stored inputs after the snapshot at tick %" PRIu64
+				 " reach tick %" PRIu64 ", not the next snapshot's %" PRIu64,
+				 s->tick, tick, next->tick);
+			r = -EBADMSG;
+		}
+	}
+	return r;
+}
+
+/* The older snapshots and history as the log's start; when they are not
+ * consistent, they are left out with a warning (a Rollback then reaches
+ * back to the newest snapshot only, as before they were kept). */
+static int fill_older(struct inst *in, const sst_loaded *l)
+{
+	char why[300] = "";
+	int r = fill_history(in, l, why, sizeof why);
+
+	if (r == -EBADMSG) {
+		log_warn("instance %s: older snapshots not restored: %s", in->id, why);
+		ilog_reset(&in->ilog);
+		r = 0;
+	}
+	return r;
+}
+
 /* Fills the instance's log from the loaded rows. 0, -ENOMEM, or -EBADMSG
  * with why filled (a snapshot that is not this instance's). */
 static int fill_log(struct inst *in, const sst_loaded *l, char *why, size_t whylen)
@@ -168,6 +216,8 @@ static int fill_log(struct inst *in, const sst_loaded *l, char *why, size_t whyl
 	size_t i;
 	int r = 0;
 
+	if (l->snap && (r = fill_older(in, l)) < 0)
+		return r;
 	if (l->snap) {
 		r = ilog_snap_add(&in->ilog, l->snap->blob, l->snap->len, in->id,
 				  snap_inputs(l->snap->blob, l->snap->len), c->keep_snapshots, why,

@@ -1121,13 +1121,15 @@ void sst_close(sst *st)
 
 /* ---- reading back: the file is checked, not trusted ------------------------------------ */
 
-enum load_id { L_INST, L_SNAP, L_INPUTS, L_DEAD, NLOAD };
+enum load_id { L_INST, L_SNAP, L_OLDER, L_INPUTS, L_DEAD, NLOAD };
 
 static const char *const load_sql[NLOAD] = {
     [L_INST] = "SELECT id, pack_id, pack_version, seed, tick_ms, labels, status, reason, "
 	       "created FROM instances ORDER BY created, id",
     [L_SNAP] = "SELECT input, tick, state_hash, blob FROM snapshots WHERE instance = ?1 "
 	       "ORDER BY input DESC LIMIT 1",
+    [L_OLDER] = "SELECT input, tick, state_hash, blob FROM snapshots WHERE instance = ?1 "
+		"AND input < ?2 ORDER BY input",
     [L_INPUTS] = "SELECT idx, data FROM inputs WHERE instance = ?1 AND idx >= ?2 ORDER BY idx",
     [L_DEAD] = "SELECT input, tick, kind, name, code, message FROM dead_letters "
 	       "WHERE instance = ?1 ORDER BY seq",
@@ -1141,6 +1143,8 @@ struct loader {
 	size_t errlen;
 	sst_input *inputs;
 	size_t n_inputs, cap_inputs;
+	sst_snapshot *older; /* blobs copied */
+	size_t n_older, cap_older;
 	sst_dead_letter *dead;
 	size_t n_dead, cap_dead;
 	sst_label *labels;
@@ -1238,37 +1242,98 @@ static int read_inst_row(struct loader *ld, sst_instance *in)
 	return r;
 }
 
-/* Reads the inputs from index base on, copied; they must be contiguous. */
-static int read_inputs(struct loader *ld, uint64_t base)
+static void drop_inputs(struct loader *ld)
+{
+	for (size_t i = 0; i < ld->n_inputs; i++)
+		free((void *)ld->inputs[i].data);
+	ld->n_inputs = 0;
+}
+
+static int grow_inputs(struct loader *ld)
+{
+	if (ld->n_inputs == ld->cap_inputs) {
+		size_t ncap = ld->cap_inputs ? ld->cap_inputs * 2 : 64;
+		sst_input *ni = realloc(ld->inputs, ncap * sizeof *ni);
+		if (ni == NULL)
+			return -ENOMEM;
+		ld->inputs = ni;
+		ld->cap_inputs = ncap;
+	}
+	return 0;
+}
+
+static int input_missing(struct loader *ld, uint64_t idx)
+{
+	snprintf(ld->err, ld->errlen, "instance '%s': input %llu missing", ld->id,
+		 (unsigned long long)idx);
+	return -EBADMSG;
+}
+
+/* Reads the inputs from index base on, copied. From need on they must be
+ * contiguous; before need only the run that reaches need unbroken is kept
+ * (older inputs the store no longer needs may have gaps). *first is the
+ * index of inputs[0] (need when none is before it). */
+static int read_inputs(struct loader *ld, uint64_t base, uint64_t need, uint64_t *first)
 {
 	sqlite3_stmt *s = ld->s[L_INPUTS];
 	int rc, r = 0;
 
+	*first = base;
 	bind_text(s, 1, ld->id);
 	sqlite3_bind_int64(s, 2, (int64_t)base);
 	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		sst_input *e;
+		sst_input e;
 		const uint8_t *p;
-		if (ld->n_inputs == ld->cap_inputs) {
-			size_t ncap = ld->cap_inputs ? ld->cap_inputs * 2 : 64;
-			sst_input *ni = realloc(ld->inputs, ncap * sizeof *ni);
-			if (ni == NULL)
-				return -ENOMEM;
-			ld->inputs = ni;
-			ld->cap_inputs = ncap;
-		}
-		e = &ld->inputs[ld->n_inputs];
-		if ((r = col_u64(s, 0, &e->index)) < 0 || (r = col_blob(s, 1, &p, &e->len)) < 0)
+		uint64_t want = *first + ld->n_inputs;
+		if ((r = col_u64(s, 0, &e.index)) < 0 || (r = col_blob(s, 1, &p, &e.len)) < 0)
 			break;
-		if (e->index != base + ld->n_inputs) {
-			snprintf(ld->err, ld->errlen, "instance '%s': input %llu missing", ld->id,
-				 (unsigned long long)base + ld->n_inputs);
-			return -EBADMSG;
+		if (e.index != want && (want >= need || e.index > need))
+			return input_missing(ld, want >= need ? want : need);
+		if (e.index != want) { /* a gap before need: the run starts again here */
+			drop_inputs(ld);
+			*first = e.index;
 		}
-		if ((e->data = malloc(e->len ? e->len : 1)) == NULL)
+		if (grow_inputs(ld) < 0 || (e.data = malloc(e.len ? e.len : 1)) == NULL)
 			return -ENOMEM;
-		memcpy((uint8_t *)e->data, p, e->len);
-		ld->n_inputs++;
+		memcpy((uint8_t *)e.data, p, e.len);
+		ld->inputs[ld->n_inputs++] = e;
+	}
+	if (r == 0 && rc == SQLITE_DONE && *first + ld->n_inputs < need) {
+		drop_inputs(ld); /* the run does not reach need */
+		*first = need;
+	}
+	return r < 0 ? r : map_rc(rc);
+}
+
+/* Reads the snapshots older than the newest (covering fewer than `below`
+ * inputs), oldest first, their blobs copied. */
+static int read_older(struct loader *ld, uint64_t below)
+{
+	sqlite3_stmt *s = ld->s[L_OLDER];
+	int rc, r = 0;
+
+	bind_text(s, 1, ld->id);
+	sqlite3_bind_int64(s, 2, (int64_t)below);
+	while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		sst_snapshot *sn;
+		uint8_t *copy;
+		if (ld->n_older == ld->cap_older) {
+			size_t ncap = ld->cap_older ? ld->cap_older * 2 : 4;
+			sst_snapshot *no = realloc(ld->older, ncap * sizeof *no);
+			if (no == NULL)
+				return -ENOMEM;
+			ld->older = no;
+			ld->cap_older = ncap;
+		}
+		sn = &ld->older[ld->n_older];
+		if ((r = read_snap_row(s, sn)) < 0)
+			break;
+		if ((copy = malloc(sn->len ? sn->len : 1)) == NULL)
+			return -ENOMEM;
+		if (sn->len > 0)
+			memcpy(copy, sn->blob, sn->len);
+		sn->blob = copy;
+		ld->n_older++;
 	}
 	return r < 0 ? r : map_rc(rc);
 }
@@ -1315,11 +1380,12 @@ static void loader_clear(struct loader *ld)
 {
 	size_t i;
 
-	for (i = 0; i < ld->n_inputs; i++)
-		free((void *)ld->inputs[i].data);
+	drop_inputs(ld);
+	for (i = 0; i < ld->n_older; i++)
+		free((void *)ld->older[i].blob);
 	for (i = 0; i < ld->n_dead; i++)
 		free((void *)ld->dead[i].kind);
-	ld->n_inputs = ld->n_dead = 0;
+	ld->n_older = ld->n_dead = 0;
 	free(ld->labels);
 	ld->labels = NULL;
 	for (i = L_SNAP; i < NLOAD; i++) {
@@ -1328,22 +1394,59 @@ static void loader_clear(struct loader *ld)
 	}
 }
 
+/* Fills l's older snapshots, history and inputs from what was read: the
+ * older snapshots whose inputs up to the newest are all stored (first: the
+ * index of ld->inputs[0]). */
+static void split_history(struct loader *ld, sst_loaded *l, uint64_t first)
+{
+	uint64_t need = l->snap ? l->snap->input : 0, from;
+	size_t k = 0, skip;
+
+	while (k < ld->n_older && ld->older[k].input < first)
+		k++;
+	l->older = ld->older + k;
+	l->n_older = ld->n_older - k;
+	from = l->n_older ? l->older[0].input : need;
+	skip = (size_t)(from - first);
+	l->history = ld->inputs + skip;
+	l->n_history = (size_t)(need - from);
+	l->inputs = ld->inputs + skip + l->n_history;
+	l->n_inputs = ld->n_inputs - skip - l->n_history;
+}
+
+/* Reads the instance's snapshots and inputs into l. */
+static int read_log(struct loader *ld, sst_loaded *l, sst_snapshot *sn)
+{
+	uint64_t first = 0;
+	int rc, r;
+
+	bind_text(ld->s[L_SNAP], 1, ld->id);
+	rc = sqlite3_step(ld->s[L_SNAP]);
+	r = rc == SQLITE_ROW ? read_snap_row(ld->s[L_SNAP], sn) : map_rc(rc);
+	if (r == 0 && rc == SQLITE_ROW)
+		l->snap = sn;
+	if (r == 0 && l->snap)
+		r = read_older(ld, sn->input);
+	if (r == 0)
+		r = read_inputs(ld,
+				ld->n_older ? ld->older[0].input
+				: l->snap   ? sn->input
+					    : 0,
+				l->snap ? sn->input : 0, &first);
+	if (r == 0)
+		split_history(ld, l, first);
+	return r;
+}
+
 /* Reads the current instance row and its children, then visits it. */
 static int load_one(struct loader *ld, sst_visit_fn fn, void *ud)
 {
 	sst_loaded l = {0};
 	sst_snapshot sn = {0};
-	int rc, r = read_inst_row(ld, &l.inst);
+	int r = read_inst_row(ld, &l.inst);
 
-	if (r == 0) {
-		bind_text(ld->s[L_SNAP], 1, ld->id);
-		rc = sqlite3_step(ld->s[L_SNAP]);
-		r = rc == SQLITE_ROW ? read_snap_row(ld->s[L_SNAP], &sn) : map_rc(rc);
-		if (r == 0 && rc == SQLITE_ROW)
-			l.snap = &sn;
-	}
 	if (r == 0)
-		r = read_inputs(ld, l.snap ? sn.input : 0);
+		r = read_log(ld, &l, &sn);
 	if (r == 0)
 		r = read_dead(ld);
 	if (r == -EBADMSG && ld->err[0] == '\0')
@@ -1353,8 +1456,6 @@ static int load_one(struct loader *ld, sst_visit_fn fn, void *ud)
 		snprintf(ld->err, ld->errlen, "instance '%s': %s", ld->id ? ld->id : "?",
 			 r == -ENOMEM ? "out of memory" : sqlite3_errmsg(ld->db));
 	if (r == 0) {
-		l.inputs = ld->inputs;
-		l.n_inputs = ld->n_inputs;
 		l.dead = ld->dead;
 		l.n_dead = ld->n_dead;
 		r = fn(ud, &l);
@@ -1404,6 +1505,7 @@ int sst_load(sst *st, sst_visit_fn fn, void *ud, char *err, size_t errlen)
 	sqlite3_exec(ld.db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(ld.db);
 	free(ld.inputs);
+	free(ld.older);
 	free(ld.dead);
 	return r;
 }

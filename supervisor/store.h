@@ -83,12 +83,21 @@ typedef struct sst_dead_letter {
 } sst_dead_letter;
 
 /* One instance as sst_load found it. Every pointer is valid only during the
- * visit. */
+ * visit. A restart boots from snap and replays inputs; the older snapshots
+ * and the history (the inputs between the oldest of them and snap) are what
+ * a Rollback to an older point needs: history[0] is at index older[0].input,
+ * history and inputs are contiguous. Older snapshots are handed over only
+ * when every input from them up to snap is stored (with sst_set_history on;
+ * off, older and history are empty). */
 typedef struct sst_loaded {
 	sst_instance inst;
 	const sst_snapshot *snap; /* the newest snapshot, or NULL */
 	const sst_input *inputs;  /* after snap (from index 0 without one), in order */
 	size_t n_inputs;
+	const sst_snapshot *older; /* the other kept snapshots, oldest first (none without snap) */
+	size_t n_older;
+	const sst_input *history; /* from older[0].input up to snap->input (excluded) */
+	size_t n_history;
 	const sst_dead_letter *dead; /* oldest first */
 	size_t n_dead;
 } sst_loaded;
@@ -167,7 +176,8 @@ int sst_put_snapshot(sst *st, const char *id, uint64_t input, uint64_t tick, con
  * inputs the new snapshot covers; on, only those that no kept snapshot needs
  * (index below the oldest kept snapshot's input), so that a Rollback to any
  * kept snapshot can replay from it after a restart too (moonpend turns it on;
- * sst_load still hands over only the inputs after the newest snapshot). */
+ * sst_load then hands over the older snapshots and the inputs since the
+ * oldest as sst_loaded.older and .history). */
 void sst_set_history(sst *st, int on);
 
 /* Records a dead letter of the instance. */

@@ -3,7 +3,9 @@
  * packed inputs in order and drops its tail; a snapshot blob is checked before
  * it is kept, the newest `keep` are kept and the log is emptied; dead letters
  * keep the newest ILOG_MAX_DEAD; the log is kept since the oldest restore
- * point (Rollback plans, trace starts, reset). Also the manifest's "isolation" field, which
+ * point (Rollback plans, trace starts, reset); entries read back from the store
+ * before the newest snapshot carry their counted ticks but no outcome (Rollback
+ * reaches them, traces start after them). Also the manifest's "isolation" field, which
  * picks per-instance or pooled workers.
  */
 #include <errno.h>
@@ -296,5 +298,110 @@ Test(ilog, reset_keeps_the_dead_letters_only)
 	cr_expect_eq(l.ndead, 1);
 	append_call(&l, "after");
 	cr_expect_str_eq(call_at(&l, 0), "after");
+	ilog_free(&l);
+}
+
+/* ---- entries read back from the store before the newest snapshot (restart) ---- */
+
+/* Appends tw as ilog_append_old does on a restart; returns its result. */
+static int append_old(ilog *l, Moonpen__Worker__V1__ToWorker *tw, uint64_t *tick)
+{
+	uint8_t buf[256];
+	size_t len = protobuf_c_message_get_packed_size(&tw->base);
+
+	cr_assert_leq(len, sizeof buf);
+	protobuf_c_message_pack(&tw->base, buf);
+	return ilog_append_old(l, buf, len, tick);
+}
+
+/* A restarted log: the snapshot at tick 5, then tick(2), its query's answer,
+ * an event, tick(0: one tick), a call, the newest snapshot at tick 8, and one
+ * input replayed with its outcome. */
+static void restarted(ilog *l)
+{
+	Moonpen__Worker__V1__ToWorker tw = MOONPEN__WORKER__V1__TO_WORKER__INIT;
+	Moonpen__V1__Tick t = MOONPEN__V1__TICK__INIT;
+	Moonpen__V1__SendEvent ev = MOONPEN__V1__SEND_EVENT__INIT;
+	Moonpen__V1__Call c = MOONPEN__V1__CALL__INIT;
+	Moonpen__V1__HostResult hr = MOONPEN__V1__HOST_RESULT__INIT;
+	uint64_t tick = 5;
+
+	snap_at(l, 5, 2, 3);
+	t.count = 2;
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_TICK;
+	tw.tick = &t;
+	cr_assert_eq(append_old(l, &tw, &tick), 0);
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT;
+	tw.host_result = &hr;
+	cr_assert_eq(append_old(l, &tw, &tick), 0);
+	ev.name = "hit";
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_EVENT;
+	tw.event = &ev;
+	cr_assert_eq(append_old(l, &tw, &tick), 0);
+	t.count = 0;
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_TICK;
+	tw.tick = &t;
+	cr_assert_eq(append_old(l, &tw, &tick), 0);
+	c.function = "f";
+	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_CALL;
+	tw.call = &c;
+	cr_assert_eq(append_old(l, &tw, &tick), 0);
+	cr_assert_eq(tick, 8, "5 + 2 + 1");
+	snap_at(l, 8, 5, 3);
+	input_done(l, 9, 8, 9);
+}
+
+Test(ilog, entries_read_back_carry_their_ticks_but_no_outcome)
+{
+	static const uint64_t before[] = {5, 0, 7, 7, 8}, after[] = {7, 0, 7, 8, 8};
+	uint8_t junk[] = {0xff, 0xff, 0xff};
+	uint64_t tick = 3;
+	ilog l = {0};
+
+	restarted(&l);
+	cr_assert_eq(l.nsnaps, 2);
+	cr_assert_eq(l.nall, 6);
+	cr_assert_eq(l.n, 1, "only the replayed input follows the newest snapshot");
+	for (size_t i = 0; i < 5; i++) {
+		const ilog_ent *e = &l.all[i];
+		cr_expect_eq(e->input, i != 1, "entry %zu", i);
+		cr_expect_eq(e->done, i != 1, "entry %zu", i);
+		cr_expect_eq(e->ticks_only, i != 1, "entry %zu", i);
+		cr_expect_null(e->out, "entry %zu: no outcome", i);
+		if (e->input) {
+			cr_expect_eq(e->tick, before[i], "entry %zu", i);
+			cr_expect_eq(e->tick_after, after[i], "entry %zu", i);
+		}
+	}
+	cr_expect_eq(l.all[5].ticks_only, 0);
+	cr_expect_not_null(l.all[5].out);
+	cr_expect_eq(ilog_append_old(&l, junk, sizeof junk, &tick), -EBADMSG);
+	cr_expect_eq(tick, 3);
+	cr_expect_eq(l.nall, 6);
+	ilog_free(&l);
+}
+
+Test(ilog, restarted_log_rolls_back_to_older_snapshots_and_traces_from_the_newest)
+{
+	const ilog_snap *sn = NULL;
+	uint64_t oldest = 0;
+	size_t keep = 0, first = 0;
+	ilog l = {0};
+
+	restarted(&l);
+	cr_assert_eq(ilog_trace_start(&l, &sn, &first), 0);
+	cr_expect_eq(sn, &l.snaps[1], "the inputs before the newest snapshot lack outcomes");
+	cr_expect_eq(first, 5);
+	cr_assert_eq(ilog_rollback_plan(&l, 7, &sn, &keep, &oldest), 0);
+	cr_expect_eq(sn, &l.snaps[0], "the older snapshot at tick 5");
+	cr_expect_eq(keep, 3, "tick(2), its answer and the event end at tick 7");
+	cr_expect_eq(ilog_rollback_plan(&l, 4, &sn, &keep, &oldest), -ENOENT);
+	cr_expect_eq(oldest, 5);
+	cr_assert_eq(ilog_rollback_plan(&l, 7, &sn, &keep, &oldest), 0);
+	cr_expect_eq(ilog_rollback(&l, sn, keep), 3, "tick(0), the call and the input after");
+	cr_expect_eq(l.nsnaps, 1);
+	cr_expect_eq(l.n, 3);
+	cr_expect_eq(ilog_trace_start(&l, &sn, &first), -ENOENT,
+		     "no restore point is followed by outcomes only");
 	ilog_free(&l);
 }

@@ -2,7 +2,8 @@
  * store: round trips of every table, grouped commits (exactly two commits for
  * eight appends held behind a lock), eight concurrent appenders, crash safety
  * (a child SIGKILLed or _exit()ing at a random point loses no acknowledged
- * input and duplicates none), snapshot trimming, truncation, and the exact
+ * input and duplicates none), snapshot trimming, truncation, the older
+ * snapshots and history sst_load hands over (history on), and the exact
  * error for a foreign, corrupt, newer or locked store. Test process only.
  */
 #include <criterion/criterion.h>
@@ -521,6 +522,133 @@ Test(store, load_refuses_a_gap_and_stops_on_visitor_error)
 	raw_exec("UPDATE instances SET seed = 'x'");
 	cr_expect_eq(sst_load(st, visit, &g, err, sizeof err), -EBADMSG);
 	cr_expect_str_eq(err, "instance 'gap': malformed row");
+	sst_close(st);
+}
+
+/* What sst_load hands over of one instance's older snapshots and history. */
+struct hist {
+	size_t n_older, n_history, n_inputs;
+	uint64_t older_input[4], older_tick[4], hist_first, input_first;
+	char older_blob[4][16];
+	int contiguous; /* history then inputs: consecutive indices, the appended bytes */
+};
+
+static int hist_visit(void *ud, const sst_loaded *l)
+{
+	struct hist *h = ud;
+	uint64_t want = l->n_history ? l->history[0].index : l->n_inputs ? l->inputs[0].index : 0;
+
+	memset(h, 0, sizeof *h);
+	h->n_older = l->n_older;
+	h->n_history = l->n_history;
+	h->n_inputs = l->n_inputs;
+	for (size_t k = 0; k < l->n_older && k < 4; k++) {
+		h->older_input[k] = l->older[k].input;
+		h->older_tick[k] = l->older[k].tick;
+		snprintf(h->older_blob[k], 16, "%.*s", (int)l->older[k].len,
+			 (const char *)l->older[k].blob);
+	}
+	h->hist_first = l->n_history ? l->history[0].index : UINT64_MAX;
+	h->input_first = l->n_inputs ? l->inputs[0].index : UINT64_MAX;
+	h->contiguous = l->n_history == 0 || l->history + l->n_history == l->inputs;
+	for (size_t j = 0; j < l->n_history + l->n_inputs; j++, want++) {
+		const sst_input *e =
+		    j < l->n_history ? &l->history[j] : &l->inputs[j - l->n_history];
+		char b[96];
+		size_t n = input_bytes(l->inst.id, e->index, b, sizeof b);
+		if (e->index != want || e->len != n || memcmp(e->data, b, n) != 0)
+			h->contiguous = 0;
+	}
+	return 0;
+}
+
+static void load_hist(sst *st, struct hist *h, int want)
+{
+	char err[512] = "";
+
+	cr_assert_eq(sst_load(st, hist_visit, h, err, sizeof err), want, "%s", err);
+}
+
+/* With history on, sst_load hands over every kept snapshot and the inputs
+ * since the oldest; older snapshots whose inputs up to the newest are not all
+ * stored are left out; a gap after the newest is an error as before. */
+Test(store, load_hands_over_older_snapshots_and_history)
+{
+	char err[512] = "", blob[16];
+	uint8_t h[32];
+	struct hist x;
+	sst *st = open_store("process", 3);
+
+	sst_set_history(st, 1);
+	put_inst(st, "a");
+	for (uint64_t i = 0; i < 30; i++) {
+		cr_assert_eq(append(st, "a", i), 0);
+		if ((i + 1) % 8 == 0) { /* snapshots covering 8, 16, 24 inputs */
+			hash_of(i + 1, h);
+			snprintf(blob, sizeof blob, "S%llu", (unsigned long long)(i + 1));
+			cr_assert_eq(sst_put_snapshot(st, "a", i + 1, (i + 1) * 10, h,
+						      (const uint8_t *)blob, strlen(blob)),
+				     0);
+		}
+	}
+	cr_expect_eq(count("SELECT min(idx) FROM inputs"), 8, "kept since the oldest snapshot");
+	load_hist(st, &x, 0);
+	cr_assert_eq(x.n_older, 2);
+	cr_expect_eq(x.older_input[0], 8);
+	cr_expect_eq(x.older_tick[0], 80);
+	cr_expect_str_eq(x.older_blob[0], "S8");
+	cr_expect_eq(x.older_input[1], 16);
+	cr_expect_str_eq(x.older_blob[1], "S16");
+	cr_expect_eq(x.n_history, 16, "inputs 8..23");
+	cr_expect_eq(x.hist_first, 8);
+	cr_expect_eq(x.n_inputs, 6, "inputs 24..29, after the newest");
+	cr_expect_eq(x.input_first, 24);
+	cr_expect(x.contiguous);
+
+	raw_exec("DELETE FROM inputs WHERE idx = 10"); /* the snapshot at 8 is unusable */
+	load_hist(st, &x, 0);
+	cr_assert_eq(x.n_older, 1);
+	cr_expect_eq(x.older_input[0], 16);
+	cr_expect_eq(x.n_history, 8, "inputs 16..23");
+	cr_expect_eq(x.hist_first, 16);
+	cr_expect_eq(x.n_inputs, 6);
+	cr_expect(x.contiguous);
+
+	raw_exec("DELETE FROM inputs WHERE idx = 23"); /* none reaches the newest */
+	load_hist(st, &x, 0);
+	cr_expect_eq(x.n_older, 0);
+	cr_expect_eq(x.n_history, 0);
+	cr_expect_eq(x.n_inputs, 6);
+	cr_expect_eq(x.input_first, 24);
+	cr_expect(x.contiguous);
+
+	raw_exec("DELETE FROM inputs WHERE idx = 26");
+	cr_expect_eq(sst_load(st, hist_visit, &x, err, sizeof err), -EBADMSG);
+	cr_expect_str_eq(err, "instance 'a': input 26 missing");
+	sst_close(st);
+}
+
+/* History off (the default): the older snapshots stay, their inputs do not,
+ * so sst_load hands over the newest only. */
+Test(store, load_without_history_hands_over_the_newest_only)
+{
+	uint8_t h[32] = {0};
+	struct hist x;
+	sst *st = open_store("process", 3);
+
+	put_inst(st, "a");
+	for (uint64_t i = 0; i < 10; i++) {
+		cr_assert_eq(append(st, "a", i), 0);
+		if (i % 3 == 2)
+			cr_assert_eq(sst_put_snapshot(st, "a", i + 1, i + 1, h, h, 1), 0);
+	}
+	cr_expect_eq(count("SELECT count(*) FROM snapshots"), 3);
+	load_hist(st, &x, 0);
+	cr_expect_eq(x.n_older, 0);
+	cr_expect_eq(x.n_history, 0);
+	cr_expect_eq(x.n_inputs, 1);
+	cr_expect_eq(x.input_first, 9);
+	cr_expect(x.contiguous);
 	sst_close(st);
 }
 
