@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +154,8 @@ struct sst {
 	atomic_int history; /* inputs kept back to the oldest kept snapshot (sst_set_history) */
 	uint32_t group_ms;
 	int lock_fd;
+	dev_t lock_dev; /* the lock file, registered in held[] while locked */
+	ino_t lock_ino;
 
 	pthread_mutex_t rmu; /* rdb and its statement */
 	sqlite3 *rdb;
@@ -324,30 +325,83 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* One moonpend per state folder: an exclusive flock on <dir>/moonpen.lock,
- * released by the kernel when the process dies. */
+/* One moonpend per state folder: an exclusive POSIX record lock on
+ * <dir>/moonpen.lock, released by the kernel when the process dies. Not flock:
+ * a flock belongs to the open file description, which a worker forked a
+ * moment before moonpend was killed still shares until it closes its
+ * descriptors, so a restarted moonpend could find it taken; a record lock
+ * belongs to this process alone. A process does not conflict with its own
+ * record locks, so the lock files this process holds are also listed here. */
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	dev_t dev;
+	ino_t ino;
+} held[16];
+static unsigned n_held;
+
+/* 1 and registered when no store of this process holds (dev, ino); else 0. */
+static int hold(dev_t dev, ino_t ino)
+{
+	unsigned i;
+	int ok = n_held < sizeof held / sizeof held[0];
+
+	pthread_mutex_lock(&held_mu);
+	for (i = 0; ok && i < n_held; i++)
+		if (held[i].dev == dev && held[i].ino == ino)
+			ok = 0;
+	if (ok) {
+		held[n_held].dev = dev;
+		held[n_held++].ino = ino;
+	}
+	pthread_mutex_unlock(&held_mu);
+	return ok;
+}
+
+static void unhold(dev_t dev, ino_t ino)
+{
+	unsigned i;
+
+	pthread_mutex_lock(&held_mu);
+	for (i = 0; i < n_held; i++)
+		if (held[i].dev == dev && held[i].ino == ino) {
+			held[i] = held[--n_held];
+			break;
+		}
+	pthread_mutex_unlock(&held_mu);
+}
+
 static int lock_dir(sst *st, const char *dir, char *err, size_t errlen)
 {
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat sb;
 	char p[PATH_MAX];
-	int fd;
+	int fd, e = 0;
 
 	if ((size_t)snprintf(p, sizeof p, "%s/moonpen.lock", dir) >= sizeof p)
 		return -ENAMETOOLONG;
 	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		int e = errno;
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		e = errno;
 		snprintf(err, errlen, "open %s: %s", p, strerror(e));
+		if (fd >= 0)
+			close(fd);
 		return -e;
 	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
+	if (!hold(sb.st_dev, sb.st_ino))
+		e = EBUSY;
+	else if (fcntl(fd, F_SETLK, &fl) < 0) {
+		e = errno == EACCES || errno == EAGAIN ? EBUSY : errno;
+		unhold(sb.st_dev, sb.st_ino);
+	}
+	if (e != 0) {
 		close(fd);
 		snprintf(err, errlen, "%s: %s", p,
-			 e == EWOULDBLOCK ? "another moonpend uses this state folder"
-					  : strerror(e));
-		return e == EWOULDBLOCK ? -EBUSY : -e;
+			 e == EBUSY ? "another moonpend uses this state folder" : strerror(e));
+		return -e;
 	}
 	st->lock_fd = fd;
+	st->lock_dev = sb.st_dev;
+	st->lock_ino = sb.st_ino;
 	return 0;
 }
 
@@ -500,8 +554,10 @@ static void free_store(sst *st)
 		log_error("store: closing %s (reader): %s", st->path, sqlite3_errmsg(st->rdb));
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		log_error("store: closing %s: %s", st->path, sqlite3_errmsg(st->db));
-	if (st->lock_fd >= 0)
-		close(st->lock_fd);
+	if (st->lock_fd >= 0) {
+		close(st->lock_fd); /* releases the record lock */
+		unhold(st->lock_dev, st->lock_ino);
+	}
 	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->work_cv);
