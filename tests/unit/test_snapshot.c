@@ -85,6 +85,11 @@ static void init_fill(Moonpen__Worker__V1__Init *init, Moonpen__Worker__V1__Pack
 	init->tick_ms = 50;
 	init->snapshot.data = (uint8_t *)snap;
 	init->snapshot.len = len;
+	/* these tests are about what a restore reproduces, not deadlines: a slow
+	 * machine (or make test-valgrind) must not fail the 100 KB cases */
+	static Moonpen__Worker__V1__Limits lim = MOONPEN__WORKER__V1__LIMITS__INIT;
+	lim.deadline_ms = 10000;
+	init->limits = &lim;
 }
 
 /* Creates (snap NULL) or restores; checks the status (and message when given). */
