@@ -146,21 +146,6 @@ int ilog_get(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
 	return 0;
 }
 
-int ilog_get_all(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
-{
-	ProtobufCMessage *m = NULL;
-	int r;
-
-	if (i >= l->nall)
-		return -EINVAL;
-	r = wire_unpack(&moonpen__worker__v1__to_worker__descriptor, l->all[i].data, l->all[i].len,
-			SIZE_MAX, &m);
-	if (r < 0)
-		return r;
-	*out = (Moonpen__Worker__V1__ToWorker *)m;
-	return 0;
-}
-
 /* Checks the header of a worker's snapshot blob and fills s (data unset). */
 static int snap_header(const uint8_t *blob, size_t len, const char *id, ilog_snap *s, char *err,
 		       size_t errlen)

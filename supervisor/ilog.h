@@ -130,10 +130,6 @@ void ilog_reset(ilog *l);
  * newest snapshot are kept). */
 int ilog_trace_start(const ilog *l, const ilog_snap **snap, size_t *first);
 
-/* Decodes all[i] (as ilog_get). */
-int ilog_get_all(const ilog *l, size_t i, Moonpen__Worker__V1__ToWorker **out)
-    __attribute__((warn_unused_result));
-
 /* Drops the last n entries (all of them when n >= l->n). */
 void ilog_truncate(ilog *l, size_t n);
 

@@ -47,7 +47,8 @@ int snap_lua_name(const char *s)
 	return 1;
 }
 
-int snap_name_ok(const char *s)
+/* Nonzero for a Lua name (identifier, not a keyword) of at most 256 bytes. */
+static int snap_name_ok(const char *s)
 {
 	return s != NULL && strlen(s) <= 256 && snap_lua_name(s);
 }

@@ -41,9 +41,6 @@ int snap_pack(const snap_t *s, uint8_t **buf, size_t *len) __attribute__((warn_u
 int snap_decode(const uint8_t *buf, size_t len, unsigned max_depth, snap_t **out, char *err,
 		size_t errlen) __attribute__((warn_unused_result));
 
-/* Nonzero for a Lua name (identifier, not a keyword) of at most 256 bytes. */
-int snap_name_ok(const char *s);
-
 /* Nonzero for a Lua name (identifier, not a keyword) of any length; s is a
  * NUL-terminated string, not NULL. */
 int snap_lua_name(const char *s);

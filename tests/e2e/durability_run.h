@@ -20,7 +20,6 @@
 #define MOONPEN_TEST_DURABILITY_RUN_H
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,12 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
 
 #include "client/moonpen.h"
 #include "common/val_json.h"
@@ -64,63 +59,26 @@ static inline int dr_init(dr_daemon *d)
 	return 0;
 }
 
-static inline int dr_answers(const char *url)
-{
-	nng_socket s;
-	int ok;
-
-	if (nng_req0_open(&s) != 0)
-		return 0;
-	ok = nng_dial(s, url, NULL, 0) == 0;
-	nng_close(s);
-	return ok;
-}
-
 /* Starts moonpend on d's folders (the log is appended to) and waits until its
  * API answers. extra: NULL-terminated flags, may be NULL. 0, or -1 when it
  * exited first (its status in *status when status is not NULL). */
 static inline int dr_start(dr_daemon *d, const char *durability, const char *const *extra,
 			   int *status)
 {
-	const char *argv[40];
-	int n = 0, i;
+	const char *argv[40] = {"--durability", durability, "--snapshot-every", "16",
+				/* a loaded machine must not fail inputs (timeout) */
+				"--deadline-ms", "1000"};
+	int n = 6, i;
 
-	argv[n++] = td_bin("moonpend");
-	argv[n++] = "--listen";
-	argv[n++] = d->url;
-	argv[n++] = "--packs";
-	argv[n++] = DR_PACKS;
-	argv[n++] = "--run-dir";
-	argv[n++] = d->run;
-	argv[n++] = "--state-dir";
-	argv[n++] = d->dir;
-	argv[n++] = "--durability";
-	argv[n++] = durability;
-	argv[n++] = "--snapshot-every";
-	argv[n++] = "16";
-	argv[n++] = "--deadline-ms"; /* a loaded machine must not fail inputs (timeout) */
-	argv[n++] = "1000";
-	if (td_slow()) { /* make test-valgrind: workers under their own valgrind */
-		argv[n++] = "--worker-wrapper";
-		argv[n++] = getenv("MOONPEN_TEST_WORKER_WRAPPER");
-	}
-	for (i = 0; extra && extra[i] && n < 38; i++)
+	for (i = 0; extra && extra[i] && n < 39; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	d->pid = fork();
+	d->pid = td_exec(d->url, DR_PACKS, d->run, d->dir, d->log, SIGKILL, argv);
 	if (d->pid < 0)
 		return -1;
-	if (d->pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that dies takes its daemon along */
-		if (fd >= 0)
-			dup2(fd, 2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
 	for (i = 0; i < 3000; i++) {
 		int st = 0;
-		if (dr_answers(d->url))
+		if (td_api_answers(d->url))
 			return 0;
 		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
 			d->pid = 0;

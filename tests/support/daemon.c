@@ -67,7 +67,7 @@ double td_hard_deadline_ms(void)
 }
 
 /* The socket file exists a moment before the listener accepts. */
-static int api_answers(const char *url)
+int td_api_answers(const char *url)
 {
 	nng_socket s;
 	int ok;
@@ -79,29 +79,22 @@ static int api_answers(const char *url)
 	return ok;
 }
 
-int td_start(td *d, const char *packs_dir, const char *const *extra)
+pid_t td_exec(const char *url, const char *packs, const char *run, const char *state,
+	      const char *log, int pdeathsig, const char *const *extra)
 {
-	char sock[400], packs[512];
 	const char *argv[48];
 	int n = 0, i;
+	pid_t pid;
 
-	memset(d, 0, sizeof *d);
-	snprintf(d->dir, sizeof d->dir, "/tmp/moonpen-test.XXXXXX");
-	if (mkdtemp(d->dir) == NULL)
-		return -1;
-	snprintf(d->run, sizeof d->run, "%s/run", d->dir);
-	snprintf(d->url, sizeof d->url, "ipc://%s/api.sock", d->run);
-	snprintf(d->log, sizeof d->log, "%s/moonpend.log", d->dir);
-	snprintf(packs, sizeof packs, "%s", packs_dir ? packs_dir : "examples/packs");
 	argv[n++] = td_bin("moonpend");
 	argv[n++] = "--listen";
-	argv[n++] = d->url;
+	argv[n++] = url;
 	argv[n++] = "--packs";
 	argv[n++] = packs;
 	argv[n++] = "--run-dir";
-	argv[n++] = d->run;
+	argv[n++] = run;
 	argv[n++] = "--state-dir";
-	argv[n++] = d->dir;
+	argv[n++] = state;
 	if (td_slow()) { /* workers under valgrind: see td_slow() */
 		argv[n++] = "--worker-wrapper";
 		argv[n++] = getenv("MOONPEN_TEST_WORKER_WRAPPER");
@@ -110,25 +103,42 @@ int td_start(td *d, const char *packs_dir, const char *const *extra)
 		argv[n++] = "--spawn-timeout-ms";
 		argv[n++] = "30000";
 	}
-	for (i = 0; extra && extra[i] && n < 38; i++)
+	for (i = 0; extra && extra[i] && n < 46; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	d->pid = fork();
-	if (d->pid < 0)
-		return -1;
-	if (d->pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		/* a test that dies (crash, timeout) takes its daemon with it */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		prctl(PR_SET_PDEATHSIG, pdeathsig);
 		if (fd >= 0)
 			dup2(fd, 2);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
+	return pid;
+}
+
+int td_start(td *d, const char *packs_dir, const char *const *extra)
+{
+	char sock[400];
+	int i;
+
+	memset(d, 0, sizeof *d);
+	snprintf(d->dir, sizeof d->dir, "/tmp/moonpen-test.XXXXXX");
+	if (mkdtemp(d->dir) == NULL)
+		return -1;
+	snprintf(d->run, sizeof d->run, "%s/run", d->dir);
+	snprintf(d->url, sizeof d->url, "ipc://%s/api.sock", d->run);
+	snprintf(d->log, sizeof d->log, "%s/moonpend.log", d->dir);
+	d->pid = td_exec(d->url, packs_dir ? packs_dir : "examples/packs", d->run, d->dir, d->log,
+			 SIGTERM, extra);
+	if (d->pid < 0)
+		return -1;
 	snprintf(sock, sizeof sock, "%s/api.sock", d->run);
 	for (i = 0; i < 400; i++) {
 		struct stat st;
-		if (stat(sock, &st) == 0 && api_answers(d->url))
+		if (stat(sock, &st) == 0 && td_api_answers(d->url))
 			return 0;
 		if (!td_alive(d->pid))
 			break;

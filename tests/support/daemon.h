@@ -20,6 +20,16 @@ typedef struct td {
  * Returns 0, or -1 (the log says why). */
 int td_start(td *d, const char *packs_dir, const char *const *extra);
 
+/* Forks and execs moonpend --listen url --packs packs --run-dir run
+ * --state-dir state (plus the debugging flags of td_slow()) and extra
+ * (NULL-terminated, may be NULL), its stderr appended to log; the daemon gets
+ * pdeathsig when the calling thread ends. Returns its pid, or -1. */
+pid_t td_exec(const char *url, const char *packs, const char *run, const char *state,
+	      const char *log, int pdeathsig, const char *const *extra);
+
+/* Nonzero when a REQ socket can dial url (the API listens). */
+int td_api_answers(const char *url);
+
 /* SIGTERM, waits for the exit. Returns the exit status (0 expected); also
  * fails (-2) when the run folder still holds a socket file afterwards. The
  * temporary folder is removed unless keep is set. */
