@@ -418,7 +418,7 @@ ADV(escape, yield_across_sort, "adv-escape", "esc_wrap_yield_across", "script_er
 ADV(escape, scan_reachable, "adv-escape", "esc_scan_reachable", "ok", "", .returns = "[\"\"]")
 
 /* ---- crash: interpreter and boundary limits fail one input, never the worker ------------- */
-ADV(crash, stack_overflow, "adv-crash", "crash_stack_overflow", "memory_limit", MEM)
+ADV(crash, stack_overflow, "adv-mem", "crash_stack_overflow", "memory_limit", MEM)
 ADV(crash, c_stack_gsub, "adv-crash", "crash_c_stack_gsub", "script_error", "C stack overflow")
 ADV(crash, index_recursion, "adv-crash", "crash_index_recursion", "script_error",
     "C stack overflow")

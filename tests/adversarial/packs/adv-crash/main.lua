@@ -9,10 +9,6 @@ function total() return state.get("n") or 0 end
 
 ev.on("loop", function() ev.emit("loop") end)
 
-function crash_stack_overflow()
-  local function f() return 1 + f() end
-  return f()
-end
 function crash_c_stack_gsub()
   local function f(s) return (string.gsub(s, ".", f)) end
   return f("ab")

@@ -93,3 +93,10 @@ end
 -- error with an 8 MiB message: the traceback copy passes the cap. Here, under the
 -- pack's 500 ms deadline, so a slow (sanitizer) build reaches the cap first too.
 function crash_error_huge() error(string.rep("E", 8 << 20)) end
+
+-- Infinite non-tail recursion: the Lua stack grows until the heap cap stops it (under ASan
+-- that takes longer than 50 ms, hence this pack's deadline).
+function crash_stack_overflow()
+  local function f() return 1 + f() end
+  return f()
+end
