@@ -22,7 +22,7 @@ CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
-LDLIBS_COMMON := -lprotobuf-c -ljansson -lsodium -lpthread
+LDLIBS_COMMON := -lprotobuf-c -ljansson -lsodium -lpthread -lm
 LDLIBS_NNG := -lnng -lpthread
 LDLIBS_LUA := $(LUA_A) -lm -ldl
 

@@ -63,7 +63,7 @@ static void down(void)
 /* The pack's soft deadline (its manifest) and the resulting hard deadline. */
 static double hard_ms(const char *pack)
 {
-	double soft = strcmp(pack, "adv-mem") == 0 ? 500.0 : 50.0;
+	double soft = strcmp(pack, "adv-mem") == 0 ? 2000.0 : 50.0;
 
 	return soft * 10.0 > 1000.0 ? soft * 10.0 : 1000.0;
 }
@@ -332,7 +332,7 @@ ADV(cpu, backtrack_gmatch, "adv-cpu", "cpu_backtrack_gmatch", "timeout", HARD, .
 ADV(cpu, backtrack_match, "adv-cpu", "cpu_backtrack_match", "timeout", HARD, .killed = 1)
 ADV(cpu, rep_optional, "adv-cpu", "cpu_rep_optional", "timeout", HARD, .killed = 1)
 
-/* ---- memory: the allocator's cap (adv-mem has a 500 ms soft deadline) --------------------- */
+/* ---- memory: the allocator's cap (adv-mem has a 2 s soft deadline) --------------------- */
 ADV(memory, string_doubling, "adv-mem", "mem_string_doubling", "memory_limit", MEM)
 ADV(memory, table_bomb, "adv-mem", "mem_table_bomb", "memory_limit", MEM)
 ADV(memory, hash_bomb, "adv-mem", "mem_hash_bomb", "memory_limit", MEM)

@@ -26,8 +26,15 @@ void fm_spare(const char *lib);
 unsigned long fm_disarm(void);
 /* Nonzero when an allocation was refused since the last fm_arm. */
 int fm_failed(void);
-/* Blocks allocated through these functions and not freed yet (all threads). */
+/* Blocks allocated by a tracked thread and not freed yet (by any thread).
+ * The first call makes the calling thread tracked: its allocations from then
+ * on are counted (other threads' never are: Criterion's own runner threads
+ * allocate and free at any moment). */
 long fm_live(void);
+/* fm_live() once it equals expect, waiting up to 2 s for frees that another
+ * thread makes late (a runner message the test thread allocated); a real leak
+ * never settles and the value is returned as it is then. */
+long fm_settle(long expect);
 
 /* Runs op(ctx) with the 1st, 2nd, ... allocation failing until a run hits no
  * failure (at most max_n runs). op runs armed, so it must do nothing but the

@@ -50,8 +50,9 @@ static void judge(void *arg, int r, int failed)
 	}
 	if (c->q)
 		protobuf_c_message_free_unpacked(&c->q->base, NULL);
-	cr_assert_eq(fm_live(), c->before, "run %d: %ld blocks leaked", c->runs,
-		     fm_live() - c->before);
+	long live = fm_settle(c->before);
+
+	cr_assert_eq(live, c->before, "run %d: %ld blocks leaked", c->runs, live - c->before);
 }
 
 static Moonpen__V1__Value *v_int(int64_t i)

@@ -91,7 +91,7 @@ function crash_effects_over_reply_cap()
 end
 
 -- error with an 8 MiB message: the traceback copy passes the cap. Here, under the
--- pack's 500 ms deadline, so a slow (sanitizer) build reaches the cap first too.
+-- pack's 2 s deadline, so a slow (sanitizer) build reaches the cap first too.
 function crash_error_huge() error(string.rep("E", 8 << 20)) end
 
 -- Infinite non-tail recursion: the Lua stack grows until the heap cap stops it (under ASan
