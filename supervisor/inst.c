@@ -213,7 +213,7 @@ static int serve_other(struct inst *in, struct job *j)
 	case MOONPEN__V1__REQUEST__OP_HOST_RESULT:
 		inst_serve_host_result(in, j);
 		return 1;
-	case MOONPEN__V1__REQUEST__OP_ROLLBACK: /* these five: inst_history.c */
+	case MOONPEN__V1__REQUEST__OP_ROLLBACK: /* these five: inst_history.c, inst_incident.c */
 		inst_serve_rollback(in, j);
 		return 1;
 	case MOONPEN__V1__REQUEST__OP_RESTORE:

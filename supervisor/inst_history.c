@@ -1,9 +1,9 @@
 /*
  * inst_history — an instance's history requests: SnapshotInstance,
- * RestoreInstance, Rollback, ExportTrace and GetIncident (the flight recorder
- * of the last worker kill). Runs in the supervisor, on the instance's thread
- * (RestoreInstance of a free id: on the API thread, until the instance
- * exists). Requests were checked by reqcheck.c; a snapshot blob from a client
+ * RestoreInstance, Rollback and ExportTrace, and the traces they share with
+ * GetIncident (the flight recorder: inst_incident.c). Runs in the supervisor,
+ * on the instance's thread (RestoreInstance of a free id: on the API thread,
+ * until the instance exists). Requests were checked by reqcheck.c; a snapshot blob from a client
  * is hostile: its size, encoding, format, header and pack are checked here
  * before any worker sees it, and the worker checks its state hash again.
  * Rules: docs/recovery.md ("History"); the module split: inst_priv.h.
@@ -303,7 +303,7 @@ static void store_reset(struct inst *in)
 		return;
 	if (inst_store_row(in, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING, NULL, &row, &labels) <
 		0 ||
-	    sst_put_instance(in->is->s->store, &row, 1) < 0)
+	    sst_put_instance(in->is->s->store, &row, SST_RESET_LOG) < 0) /* keeps the incident */
 		log_warn("instance %s: the store did not take its reset", in->id);
 	else
 		store_newest(in);
@@ -553,11 +553,9 @@ static int trace_entries(trace *t, const ilog_ent *ents, size_t n)
 	return r;
 }
 
-/* A trace of in from a restore point: snap (NULL: the creation, with its
- * Init outcome init_out when known), then ents. 0 and *out, or negative. */
-static int trace_build(const struct inst *in, const uint8_t *snap, size_t snap_len,
-		       const uint8_t *init_out, size_t init_out_len, const ilog_ent *ents, size_t n,
-		       trace **out)
+int inst_trace_build(const struct inst *in, const uint8_t *snap, size_t snap_len,
+		     const uint8_t *init_out, size_t init_out_len, const ilog_ent *ents, size_t n,
+		     trace **out)
 {
 	Moonpen__Worker__V1__Init init;
 	Moonpen__Worker__V1__Limits lim;
@@ -580,13 +578,10 @@ static int trace_build(const struct inst *in, const uint8_t *snap, size_t snap_l
 	return 0;
 }
 
-/* Answers j with the trace as Response.trace_json (consumes t). */
-static void answer_trace(struct job *j, trace *t)
+void inst_answer_text(struct job *j, char *text)
 {
 	Moonpen__V1__Response *r;
-	char *text = trace_dumps(t);
 
-	trace_free(t);
 	if (text == NULL)
 		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__INTERNAL, "out of memory");
 	r = sup_resp_new(MOONPEN__V1__STATUS__CODE__OK, "%s", "");
@@ -613,135 +608,12 @@ void inst_serve_trace(struct inst *in, struct job *j)
 		    "no kept snapshot of instance '%s' is followed by inputs whose "
 		    "outcomes are all known",
 		    in->id);
-	r = trace_build(in, sn ? sn->data : NULL, sn ? sn->len : 0, l->init_out, l->init_out_len,
-			l->all + first, l->nall - first, &t);
+	r = inst_trace_build(in, sn ? sn->data : NULL, sn ? sn->len : 0, l->init_out,
+			     l->init_out_len, l->all + first, l->nall - first, &t);
 	if (r < 0)
 		return inst_job_fail(
 		    j, MOONPEN__V1__STATUS__CODE__INTERNAL, "cannot build the trace: %s",
 		    r == -ENOMEM ? "out of memory" : "a logged input does not fit");
-	answer_trace(j, t);
-}
-
-void inst_serve_incident(struct inst *in, struct job *j)
-{
-	const struct inst_incident *x = in->incident;
-	trace *t = NULL;
-	int r;
-
-	if (x == NULL)
-		return inst_job_fail(j, MOONPEN__V1__STATUS__CODE__NOT_FOUND,
-				     "no incident recorded for instance %s", in->id);
-	r = trace_build(in, x->snap, x->snap_len, x->init_out, x->init_out_len, x->ents, x->n, &t);
-	if (r == 0)
-		r = trace_end_killed(t, x->code, x->why);
-	if (r < 0) {
-		trace_free(t);
-		return inst_job_fail(
-		    j, MOONPEN__V1__STATUS__CODE__INTERNAL, "cannot build the incident trace: %s",
-		    r == -ENOMEM ? "out of memory" : "a logged input does not fit");
-	}
-	answer_trace(j, t);
-}
-
-/* ---- the flight recorder -------------------------------------------------------------- */
-
-static uint8_t *dup_bytes(const uint8_t *p, size_t len)
-{
-	uint8_t *d = malloc(len ? len : 1);
-
-	if (d && len)
-		memcpy(d, p, len);
-	return d;
-}
-
-static void incident_free(struct inst_incident *x)
-{
-	size_t i;
-
-	if (x == NULL)
-		return;
-	for (i = 0; i < x->n; i++) {
-		free(x->ents[i].data);
-		free(x->ents[i].out);
-	}
-	free(x->ents);
-	free(x->snap);
-	free(x->init_out);
-	free(x);
-}
-
-void inst_incident_free(struct inst *in)
-{
-	incident_free(in->incident);
-	in->incident = NULL;
-}
-
-/* Copies entry e into d (data and outcome). 0 or -ENOMEM. */
-static int ent_copy(ilog_ent *d, const ilog_ent *e)
-{
-	*d = *e;
-	d->out = NULL;
-	d->data = dup_bytes(e->data, e->len);
-	if (e->out)
-		d->out = dup_bytes(e->out, e->out_len);
-	return d->data && (d->out || !e->out) ? 0 : -ENOMEM;
-}
-
-/* The fatal message tw (an input, or the host_result that resumed the
- * pending input), packed (seq 0), as the last entry of x. */
-static int incident_fatal(struct inst_incident *x, const Moonpen__Worker__V1__ToWorker *tw,
-			  uint64_t tick)
-{
-	Moonpen__Worker__V1__ToWorker c = *tw;
-	ilog_ent *e = &x->ents[x->n];
-
-	memset(e, 0, sizeof *e);
-	c.seq = 0;
-	e->len = protobuf_c_message_get_packed_size(&c.base);
-	if ((e->data = malloc(e->len ? e->len : 1)) == NULL)
-		return -ENOMEM;
-	protobuf_c_message_pack(&c.base, e->data);
-	e->input = tw->op_case != MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT;
-	e->tick = tick;
-	x->n++;
-	return 0;
-}
-
-static int incident_fill(struct inst_incident *x, const struct inst *in,
-			 const Moonpen__Worker__V1__ToWorker *tw)
-{
-	const ilog *l = &in->ilog;
-	const ilog_snap *sn = ilog_snap_newest(l);
-	size_t i;
-
-	if (sn && (x->snap = dup_bytes(sn->data, sn->len)) == NULL)
-		return -ENOMEM;
-	x->snap_len = sn ? sn->len : 0;
-	if (!sn && l->init_out && (x->init_out = dup_bytes(l->init_out, l->init_out_len)) == NULL)
-		return -ENOMEM;
-	x->init_out_len = x->init_out ? l->init_out_len : 0;
-	if ((x->ents = calloc(l->n + 1, sizeof *x->ents)) == NULL)
-		return -ENOMEM;
-	for (i = 0; i < l->n; i++, x->n++) {
-		if (ent_copy(&x->ents[i], &l->ents[i]) < 0)
-			return -ENOMEM;
-		if (x->ents[i].input && !x->ents[i].done) /* pending on a query: began now */
-			x->ents[i].tick = in->tick;
-	}
-	return incident_fatal(x, tw, in->tick);
-}
-
-void inst_record_incident(struct inst *in, const Moonpen__Worker__V1__ToWorker *tw)
-{
-	struct inst_incident *x = calloc(1, sizeof *x);
-
-	if (x == NULL || incident_fill(x, in, tw) < 0) {
-		incident_free(x);
-		log_warn("instance %s: incident not recorded (out of memory)", in->id);
-		return;
-	}
-	x->code = in->death_code;
-	snprintf(x->why, sizeof x->why, "%s", in->death);
-	inst_incident_free(in);
-	in->incident = x;
+	inst_answer_text(j, trace_dumps(t));
+	trace_free(t);
 }

@@ -7,6 +7,9 @@
  *   inst_worker.c  workers: boot, RPCs, the input log, replay, restore, quarantine
  *   inst_snap.c    in-memory snapshots, retries and dead letters
  *   inst_query.c   async queries: PENDING, HostResult, timeouts
+ *   inst_restart.c the durable store: the row a create records, restarts
+ *   inst_history.c Snapshot/Restore/Rollback/ExportTrace, building traces
+ *   inst_incident.c the flight recorder: GetIncident, incidents in the store
  *
  * Locks: is->mu (the table) before in->mu (one instance). An instance is
  * found and its queue appended to only under is->mu, and it is removed from
@@ -84,7 +87,7 @@ struct inst {
 	st_code death_code; /* the last worker failure: status for the failed input */
 	char death[256];
 	/* queries (H2; only the instance's thread): see "queries" below */
-	/* the last worker kill under an input (H3: inst_history.c), or NULL */
+	/* the last worker kill under an input (inst_incident.c), or NULL */
 	struct inst_incident *incident;
 	uint64_t pending_call; /* call id the pending input waits for; 0: none */
 	sup_query q;
@@ -207,12 +210,18 @@ int inst_store_row(const struct inst *in, int status, const char *reason, sst_in
 		   sst_label **labels) __attribute__((warn_unused_result));
 
 /* ---- history (inst_history.c: SnapshotInstance, RestoreInstance, Rollback,
- * ExportTrace, GetIncident; docs/recovery.md) ---- */
+ * ExportTrace; inst_incident.c: GetIncident; docs/recovery.md) ---- */
+
+struct trace;
 
 /* The last worker kill under an input (flight recorder): what the restore
  * used (snapshot, or the creation when snap is NULL), the log entries after
- * it, and the fatal input. Owned by the instance (only its thread). */
+ * it, and the fatal input; or, once rendered (a store is open: it was
+ * stored) or loaded from the store, only the trace text, which GetIncident
+ * then answers as it is. Owned by the instance (only its thread). */
 struct inst_incident {
+	char *text; /* the rendered trace JSON (NUL-terminated), or NULL: the copies below */
+	size_t text_len;
 	uint8_t *snap; /* Init.snapshot (NULL: fresh Init) */
 	size_t snap_len;
 	uint8_t *init_out; /* the creation's Init outcome (packed Result), or NULL */
@@ -243,9 +252,27 @@ int inst_seed_restore(struct inst *in, struct job *j, char *err, size_t errlen);
 /* Stores the seeded snapshot of a restored instance once its row is stored. */
 void inst_store_restored(struct inst *in);
 
+/* A trace of in from a restore point: snap (NULL: the creation, with its
+ * Init outcome init_out when known), then ents (inputs with their outcomes,
+ * answers; the last input may be open). 0 and *out (trace_free), -ENOMEM or
+ * -EINVAL (a logged input does not fit a trace). */
+int inst_trace_build(const struct inst *in, const uint8_t *snap, size_t snap_len,
+		     const uint8_t *init_out, size_t init_out_len, const ilog_ent *ents, size_t n,
+		     struct trace **out) __attribute__((warn_unused_result));
+
+/* Answers j OK with text (malloc'd trace JSON, taken) as Response.trace_json;
+ * NULL text: INTERNAL "out of memory". */
+void inst_answer_text(struct job *j, char *text);
+
 /* Records the worker's death under tw (in->death_code, in->death) as the
- * instance's incident, before the restore. */
+ * instance's incident, before the restore, replacing the one before. With a
+ * store, renders its trace and stores it (sst_put_incident; a failure is
+ * logged, the incident still serves from memory). */
 void inst_record_incident(struct inst *in, const Moonpen__Worker__V1__ToWorker *tw);
+
+/* A restarted instance's incident from the store (l->incident, served as it
+ * is until a newer kill replaces it); none when l has none. 0 or -ENOMEM. */
+int inst_incident_load(struct inst *in, const sst_loaded *l) __attribute__((warn_unused_result));
 
 /* Frees the incident of in (inst_free). */
 void inst_incident_free(struct inst *in);

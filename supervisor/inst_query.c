@@ -148,7 +148,7 @@ static void query_died(struct inst *in, struct job *j)
 	tw.op_case = MOONPEN__WORKER__V1__TO_WORKER__OP_HOST_RESULT;
 	tw.host_result = j->req->host_result;
 	if (code != MOONPEN__V1__STATUS__CODE__QUARANTINED)
-		inst_record_incident(in, &tw); /* the flight recorder (inst_history.c) */
+		inst_record_incident(in, &tw); /* the flight recorder (inst_incident.c) */
 	query_unlog(in);
 	sup_query_end(&in->q, code, msg);
 	query_set(in);

@@ -69,7 +69,7 @@ int inst_persist_create(struct inst *in, char *err, size_t errlen)
 		goto out;
 	r = inst_store_row(in, MOONPEN__V1__INSTANCE_INFO__STATE__RUNNING, "", &row, &labels);
 	if (r == 0) /* reset: nothing of an older instance of this id may survive */
-		r = sst_put_instance(st, &row, 1);
+		r = sst_put_instance(st, &row, SST_RESET_ALL);
 	if (r == 0 && (sn = ilog_snap_newest(&in->ilog)) != NULL) /* created by a restore */
 		r = sst_put_snapshot(st, in->id, in->logged, sn->tick, sn->hash, sn->data, sn->len);
 out:
@@ -308,6 +308,8 @@ static int restore_one(struct restore_ctx *x, const sst_loaded *l)
 	in->restarted = 1;
 	r = fill_log(in, l, why[0] ? why + strlen(why) : why, sizeof why - strlen(why));
 	if (r == -ENOMEM)
+		goto fail;
+	if ((r = inst_incident_load(in, l)) < 0) /* the flight recorder (inst_incident.c) */
 		goto fail;
 	if (row->status == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED && !why[0])
 		snprintf(why, sizeof why, "%s", row->reason[0] ? row->reason : "quarantined");

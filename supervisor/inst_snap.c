@@ -134,7 +134,7 @@ int inst_retry_input(struct inst *in, struct job *j, Moonpen__Worker__V1__ToWork
 		code = in->death_code;
 		snprintf(msg, sizeof msg, "%s", in->death);
 		if (code != MOONPEN__V1__STATUS__CODE__QUARANTINED)
-			inst_record_incident(in, tw); /* the flight recorder (inst_history.c) */
+			inst_record_incident(in, tw); /* the flight recorder (inst_incident.c) */
 		if (code == MOONPEN__V1__STATUS__CODE__QUARANTINED || inst_restore(in, msg) < 0)
 			break; /* quarantined: the input is answered with its status */
 		if (kills >= MP_DEAD_LETTER_KILLS) {

@@ -7,9 +7,9 @@
  * Threads: write calls queue a request on st->mu and wait on st->done_cv; the
  * writer thread takes every queued request, runs each inside its own
  * savepoint of one transaction, commits, and wakes the callers. The write
- * connection is the writer's alone (after sst_open); sst_read_snapshot uses a
- * second connection under st->rmu, sst_load a third one of its own. No SQL is
- * built from data: every statement is prepared once with parameters.
+ * connection is the writer's alone (after sst_open); sst_load reads through a
+ * second, read-only one of its own. No SQL is built from data: every
+ * statement is prepared once with parameters.
  */
 #include "supervisor/store.h"
 
@@ -63,6 +63,8 @@ enum stmt_id {
 	S_INPUT_OLDEST,
 	S_SNAP_TRIM,
 	S_DEAD_INS,
+	S_INC_PUT,
+	S_INC_DEL,
 	NSTMT
 };
 
@@ -100,9 +102,13 @@ static const char *const stmt_sql[NSTMT] = {
 		    "ORDER BY input DESC LIMIT ?2)",
     [S_DEAD_INS] = "INSERT INTO dead_letters(instance, input, tick, kind, name, code, message) "
 		   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [S_INC_PUT] = "INSERT OR REPLACE INTO incidents(instance, at, code, trace) "
+		  "VALUES(?1, ?2, ?3, ?4)",
+    [S_INC_DEL] = "DELETE FROM incidents WHERE instance = ?1",
 };
 
-/* Schema version 1. Child rows go with their instance (foreign keys). */
+/* Schema version 1, the tables every version has. Child rows go with their
+ * instance (foreign keys). */
 static const char schema_sql[] =
     "CREATE TABLE packs(id TEXT NOT NULL, version TEXT NOT NULL, hash BLOB NOT NULL, "
     "  first_seen INTEGER NOT NULL, PRIMARY KEY(id, version)) WITHOUT ROWID;"
@@ -121,12 +127,29 @@ static const char schema_sql[] =
     "  code INTEGER NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX dead_letters_instance ON dead_letters(instance, seq);";
 
-enum op_kind { OP_PACK, OP_PUT, OP_STATUS, OP_DROP, OP_APPEND, OP_TRUNC, OP_SNAP, OP_DEAD };
+/* Schema version 2 adds the flight recorder: the newest incident of each
+ * instance (its rendered trace, docs/recovery.md). A version 1 file gets it
+ * at open (migrate_v1). */
+static const char incidents_sql[] =
+    "CREATE TABLE incidents(instance TEXT PRIMARY KEY REFERENCES instances(id) "
+    "  ON DELETE CASCADE, at INTEGER NOT NULL, code INTEGER NOT NULL, trace BLOB NOT NULL);";
+
+enum op_kind {
+	OP_PACK,
+	OP_PUT,
+	OP_STATUS,
+	OP_DROP,
+	OP_APPEND,
+	OP_TRUNC,
+	OP_SNAP,
+	OP_DEAD,
+	OP_INCIDENT
+};
 
 static const char *const op_name[] = {
     [OP_PACK] = "note pack",	 [OP_PUT] = "put instance",	[OP_STATUS] = "set status",
     [OP_DROP] = "drop instance", [OP_APPEND] = "append input",	[OP_TRUNC] = "truncate",
-    [OP_SNAP] = "put snapshot",	 [OP_DEAD] = "put dead letter",
+    [OP_SNAP] = "put snapshot",	 [OP_DEAD] = "put dead letter", [OP_INCIDENT] = "put incident",
 };
 
 /* One write call, on its caller's stack; the caller waits until done. */
@@ -135,13 +158,13 @@ struct op {
 	enum op_kind kind;
 	const char *id;
 	uint64_t a, b;	     /* index / from / input; tick */
-	const uint8_t *data; /* input, snapshot blob, encoded labels */
+	const uint8_t *data; /* input, snapshot blob, encoded labels, incident trace */
 	size_t len;
 	const uint8_t *hash;
 	const char *s1, *s2; /* pack version / reason */
 	const sst_instance *in;
 	const sst_dead_letter *dl;
-	int flag; /* reset / status */
+	int flag; /* reset / status / incident code */
 	int r;
 	int done;
 };
@@ -156,10 +179,6 @@ struct sst {
 	int lock_fd;
 	dev_t lock_dev; /* the lock file, registered in held[] while locked */
 	ino_t lock_ino;
-
-	pthread_mutex_t rmu; /* rdb and its statement */
-	sqlite3 *rdb;
-	sqlite3_stmt *snap_at;
 
 	pthread_mutex_t mu; /* the queue, the counters */
 	pthread_cond_t work_cv, done_cv;
@@ -446,9 +465,10 @@ static int open_conn(const char *path, int readonly, sqlite3 **out, char *err, s
 	return 0;
 }
 
-/* Refuses a file that is not a moonpen store of a schema this build knows,
- * and a corrupt one. Sets *fresh for an empty database. */
-static int check_file(sqlite3 *db, const char *path, int *fresh, char *err, size_t errlen)
+/* Refuses a file that is not a moonpen store of a schema this build knows
+ * (this one, or version 1: *old set, migrated by setup_db), and a corrupt
+ * one. Sets *fresh for an empty database. */
+static int check_file(sqlite3 *db, const char *path, int *fresh, int *old, char *err, size_t errlen)
 {
 	int64_t app = 0, ver = 0, tables = 0;
 	char ok[256];
@@ -472,7 +492,8 @@ static int check_file(sqlite3 *db, const char *path, int *fresh, char *err, size
 			 path, (long long)app);
 		return -EBADMSG;
 	}
-	if (ver != SST_SCHEMA_VERSION) {
+	*old = ver == 1;
+	if (ver != SST_SCHEMA_VERSION && !*old) {
 		snprintf(err, errlen, "%s: store schema version %lld, this moonpend knows %d", path,
 			 (long long)ver, SST_SCHEMA_VERSION);
 		return -EBADMSG;
@@ -486,12 +507,58 @@ static int check_file(sqlite3 *db, const char *path, int *fresh, char *err, size
 	return 0;
 }
 
+/* Runs the n schema scripts sql[] and sets the schema version, in one
+ * transaction; with only_v1, nothing changes unless the file is still of
+ * version 1 once the transaction holds the write lock. */
+static int schema_tx(sqlite3 *db, const char *const *sql, size_t n, int only_v1, char *err,
+		     size_t errlen)
+{
+	char set[96];
+	int64_t ver = 0;
+	size_t i;
+	int rc, go = 1, r = exec_sql(db, "BEGIN IMMEDIATE", err, errlen);
+
+	if (r == 0 && only_v1) {
+		rc = pragma_get(db, "PRAGMA user_version", &ver, NULL, 0);
+		if (rc != SQLITE_OK) {
+			snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+			r = map_rc(rc) ? map_rc(rc) : -EIO;
+		}
+		go = ver == 1;
+	}
+	snprintf(set, sizeof set, "PRAGMA application_id=%d; PRAGMA user_version=%d;", SST_APP_ID,
+		 SST_SCHEMA_VERSION);
+	for (i = 0; r == 0 && go && i <= n; i++)
+		r = exec_sql(db, i < n ? sql[i] : set, err, errlen);
+	if (r == 0)
+		r = exec_sql(db, "COMMIT", err, errlen);
+	if (r < 0 && !sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+/* A fresh file gets every table; a version 1 file (the previous release)
+ * gets the incidents table, in place. */
+static int make_schema(sst *st, int fresh, char *err, size_t errlen)
+{
+	const char *const all[] = {schema_sql, incidents_sql};
+	int r;
+
+	if (fresh)
+		return schema_tx(st->db, all, 2, 0, err, errlen);
+	r = schema_tx(st->db, all + 1, 1, 1, err, errlen);
+	if (r == 0)
+		log_info("store: %s migrated from schema version 1 to %d", st->path,
+			 SST_SCHEMA_VERSION);
+	return r;
+}
+
 static int setup_db(sst *st, const char *durability, char *err, size_t errlen)
 {
 	char mode[32];
 	char sql[160];
-	int fresh = 0;
-	int r = check_file(st->db, st->path, &fresh, err, errlen);
+	int fresh = 0, old = 0;
+	int r = check_file(st->db, st->path, &fresh, &old, err, errlen);
 
 	if (r < 0)
 		return r;
@@ -505,17 +572,9 @@ static int setup_db(sst *st, const char *durability, char *err, size_t errlen)
 		 "PRAGMA synchronous=%s; PRAGMA foreign_keys=ON; PRAGMA journal_size_limit=%d;",
 		 strcmp(durability, "power") == 0 ? "FULL" : "NORMAL", SST_WAL_LIMIT);
 	r = exec_sql(st->db, sql, err, errlen);
-	if (r < 0 || !fresh)
+	if (r < 0 || (!fresh && !old))
 		return r;
-	snprintf(sql, sizeof sql, "PRAGMA application_id=%d; PRAGMA user_version=%d;", SST_APP_ID,
-		 SST_SCHEMA_VERSION);
-	r = exec_sql(st->db, "BEGIN IMMEDIATE", err, errlen);
-	if (r == 0 && (r = exec_sql(st->db, schema_sql, err, errlen)) == 0 &&
-	    (r = exec_sql(st->db, sql, err, errlen)) == 0)
-		r = exec_sql(st->db, "COMMIT", err, errlen);
-	if (r < 0 && !sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-	return r;
+	return make_schema(st, fresh, err, errlen);
 }
 
 static int prepare_all(sst *st, char *err, size_t errlen)
@@ -530,14 +589,6 @@ static int prepare_all(sst *st, char *err, size_t errlen)
 			return map_rc(rc) ? map_rc(rc) : -EIO;
 		}
 	}
-	rc = sqlite3_prepare_v3(st->rdb,
-				"SELECT input, tick, state_hash, blob FROM snapshots "
-				"WHERE instance = ?1 AND tick <= ?2 ORDER BY input DESC LIMIT 1",
-				-1, SQLITE_PREPARE_PERSISTENT, &st->snap_at, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", st->path, sqlite3_errmsg(st->rdb));
-		return map_rc(rc) ? map_rc(rc) : -EIO;
-	}
 	return 0;
 }
 
@@ -549,16 +600,12 @@ static void free_store(sst *st)
 
 	for (i = 0; i < NSTMT; i++)
 		sqlite3_finalize(st->stmt[i]);
-	sqlite3_finalize(st->snap_at);
-	if (st->rdb && sqlite3_close(st->rdb) != SQLITE_OK)
-		log_error("store: closing %s (reader): %s", st->path, sqlite3_errmsg(st->rdb));
 	if (st->db && sqlite3_close(st->db) != SQLITE_OK)
 		log_error("store: closing %s: %s", st->path, sqlite3_errmsg(st->db));
 	if (st->lock_fd >= 0) {
 		close(st->lock_fd); /* releases the record lock */
 		unhold(st->lock_dev, st->lock_ino);
 	}
-	pthread_mutex_destroy(&st->rmu);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->work_cv);
 	pthread_cond_destroy(&st->done_cv);
@@ -575,7 +622,6 @@ static sst *alloc_store(uint32_t group_commit_ms, unsigned keep)
 	st->lock_fd = -1;
 	st->keep = keep;
 	st->group_ms = group_commit_ms;
-	pthread_mutex_init(&st->rmu, NULL);
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the gather deadline */
@@ -602,8 +648,6 @@ static int open_files(sst *st, const char *dir, const char *durability, char *er
 		r = open_conn(st->path, 0, &st->db, err, errlen);
 	if (r == 0)
 		r = setup_db(st, durability, err, errlen);
-	if (r == 0)
-		r = open_conn(st->path, 1, &st->rdb, err, errlen);
 	if (r == 0)
 		r = prepare_all(st, err, errlen);
 	return r;
@@ -771,8 +815,9 @@ static int op_put(sst *st, struct op *o)
 	int rc;
 
 	if (o->flag) { /* reset: the old rows go in the same transaction */
-		enum stmt_id del[] = {S_SNAP_DEL, S_INPUT_DEL, S_DEAD_DEL};
-		for (size_t i = 0; i < sizeof del / sizeof del[0]; i++)
+		enum stmt_id del[] = {S_SNAP_DEL, S_INPUT_DEL, S_DEAD_DEL, S_INC_DEL};
+		size_t n = o->flag == SST_RESET_ALL ? sizeof del / sizeof del[0] : 2;
+		for (size_t i = 0; i < n; i++)
 			if ((rc = exec_id(st, del[i], in->id, 1, 0)) != SQLITE_DONE)
 				return rc;
 	}
@@ -847,6 +892,17 @@ static int op_dead(sst *st, struct op *o)
 	return exec1(s);
 }
 
+static int op_incident(sst *st, struct op *o)
+{
+	sqlite3_stmt *s = stmt_for(st, S_INC_PUT);
+
+	bind_text(s, 1, o->id);
+	sqlite3_bind_int64(s, 2, wall_ms());
+	sqlite3_bind_int(s, 3, o->flag);
+	bind_blob(s, 4, o->data, o->len);
+	return exec1(s);
+}
+
 /* Runs one request's statements; returns the SQLite result code. */
 static int op_exec(sst *st, struct op *o)
 {
@@ -870,6 +926,8 @@ static int op_exec(sst *st, struct op *o)
 		return op_snap(st, o);
 	case OP_DEAD:
 		return op_dead(st, o);
+	case OP_INCIDENT:
+		return op_incident(st, o);
 	}
 	return SQLITE_MISUSE;
 }
@@ -1053,14 +1111,14 @@ int sst_note_pack(sst *st, const char *id, const char *version, const uint8_t ha
 
 int sst_put_instance(sst *st, const sst_instance *in, int reset)
 {
-	struct op o = {.kind = OP_PUT, .in = in, .flag = reset != 0};
+	struct op o = {.kind = OP_PUT, .in = in, .flag = reset};
 	uint8_t *labels = NULL;
 	int r;
 
 	if (st == NULL)
 		return 0;
 	if (in == NULL || check_id(in->id) < 0 || !in->pack_id || !in->pack_version ||
-	    (in->n_labels && !in->labels))
+	    (in->n_labels && !in->labels) || reset < 0 || reset > SST_RESET_ALL)
 		return -EINVAL;
 	r = labels_encode(in->labels, in->n_labels, &labels, &o.len);
 	if (r < 0)
@@ -1146,6 +1204,25 @@ int sst_put_dead_letter(sst *st, const char *id, const sst_dead_letter *d)
 	return submit(st, &o);
 }
 
+int sst_put_incident(sst *st, const char *id, int code, const char *trace_json, size_t len)
+{
+	struct op o = {.kind = OP_INCIDENT,
+		       .id = id,
+		       .flag = code,
+		       .data = (const uint8_t *)trace_json,
+		       .len = len};
+
+	if (st == NULL)
+		return 0;
+	if (check_id(id) < 0 || trace_json == NULL || len == 0)
+		return -EINVAL;
+	if (len > SST_MAX_BLOB)
+		return -E2BIG;
+	if (memchr(trace_json, '\0', len) != NULL) /* text: sst_load refuses a NUL */
+		return -EINVAL;
+	return submit(st, &o);
+}
+
 void sst_set_history(sst *st, int on)
 {
 	if (st)
@@ -1177,7 +1254,7 @@ void sst_close(sst *st)
 
 /* ---- reading back: the file is checked, not trusted ------------------------------------ */
 
-enum load_id { L_INST, L_SNAP, L_OLDER, L_INPUTS, L_DEAD, NLOAD };
+enum load_id { L_INST, L_SNAP, L_OLDER, L_INPUTS, L_DEAD, L_INCIDENT, NLOAD };
 
 static const char *const load_sql[NLOAD] = {
     [L_INST] = "SELECT id, pack_id, pack_version, seed, tick_ms, labels, status, reason, "
@@ -1189,6 +1266,7 @@ static const char *const load_sql[NLOAD] = {
     [L_INPUTS] = "SELECT idx, data FROM inputs WHERE instance = ?1 AND idx >= ?2 ORDER BY idx",
     [L_DEAD] = "SELECT input, tick, kind, name, code, message FROM dead_letters "
 	       "WHERE instance = ?1 ORDER BY seq",
+    [L_INCIDENT] = "SELECT at, code, trace FROM incidents WHERE instance = ?1",
 };
 
 struct loader {
@@ -1204,6 +1282,7 @@ struct loader {
 	sst_dead_letter *dead;
 	size_t n_dead, cap_dead;
 	sst_label *labels;
+	char *incident; /* the incident's trace, copied and NUL-terminated */
 };
 
 static int col_int(sqlite3_stmt *s, int i, int64_t *v)
@@ -1444,10 +1523,47 @@ static void loader_clear(struct loader *ld)
 	ld->n_older = ld->n_dead = 0;
 	free(ld->labels);
 	ld->labels = NULL;
+	free(ld->incident);
+	ld->incident = NULL;
 	for (i = L_SNAP; i < NLOAD; i++) {
 		sqlite3_reset(ld->s[i]);
 		sqlite3_clear_bindings(ld->s[i]);
 	}
+}
+
+/* The instance's incident row, if any, into l: a trace text (a blob of
+ * 1..SST_MAX_BLOB bytes without NUL), copied. A row of other types or sizes
+ * is -EBADMSG with err filled. */
+static int read_incident(struct loader *ld, sst_loaded *l)
+{
+	sqlite3_stmt *s = ld->s[L_INCIDENT];
+	const uint8_t *p;
+	int64_t code = 0;
+	size_t len = 0;
+	int rc, r;
+
+	bind_text(s, 1, ld->id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW)
+		return map_rc(rc);
+	r = col_int(s, 0, &l->incident_ms);
+	if (r == 0 && (r = col_int(s, 1, &code)) == 0 && (code < INT32_MIN || code > INT32_MAX))
+		r = -EBADMSG;
+	if (r == 0 && (r = col_blob(s, 2, &p, &len)) == 0 &&
+	    (len == 0 || len > SST_MAX_BLOB || memchr(p, '\0', len) != NULL))
+		r = -EBADMSG;
+	if (r == -EBADMSG)
+		snprintf(ld->err, ld->errlen, "instance '%s': malformed incident row", ld->id);
+	if (r == 0 && (ld->incident = malloc(len + 1)) == NULL)
+		r = -ENOMEM;
+	if (r < 0)
+		return r;
+	memcpy(ld->incident, p, len);
+	ld->incident[len] = '\0';
+	l->incident = ld->incident;
+	l->incident_len = len;
+	l->incident_code = (int)code;
+	return 0;
 }
 
 /* Fills l's older snapshots, history and inputs from what was read: the
@@ -1505,6 +1621,8 @@ static int load_one(struct loader *ld, sst_visit_fn fn, void *ud)
 		r = read_log(ld, &l, &sn);
 	if (r == 0)
 		r = read_dead(ld);
+	if (r == 0)
+		r = read_incident(ld, &l);
 	if (r == -EBADMSG && ld->err[0] == '\0')
 		snprintf(ld->err, ld->errlen, "instance '%s': malformed row",
 			 ld->id ? ld->id : "?");
@@ -1563,38 +1681,5 @@ int sst_load(sst *st, sst_visit_fn fn, void *ud, char *err, size_t errlen)
 	free(ld.inputs);
 	free(ld.older);
 	free(ld.dead);
-	return r;
-}
-
-int sst_read_snapshot(sst *st, const char *id, uint64_t tick, sst_snapshot *out)
-{
-	sst_snapshot sn = {0};
-	uint8_t *copy = NULL;
-	int rc, r;
-
-	if (st == NULL)
-		return -ENOENT;
-	if (check_id(id) < 0 || tick > INT64_MAX)
-		return -EINVAL;
-	pthread_mutex_lock(&st->rmu);
-	bind_text(st->snap_at, 1, id);
-	sqlite3_bind_int64(st->snap_at, 2, (int64_t)tick);
-	rc = sqlite3_step(st->snap_at);
-	r = rc == SQLITE_ROW	? read_snap_row(st->snap_at, &sn)
-	    : rc == SQLITE_DONE ? -ENOENT
-				: map_rc(rc);
-	if (r == 0 && (copy = malloc(sn.len ? sn.len : 1)) == NULL)
-		r = -ENOMEM;
-	if (r == 0) {
-		if (sn.len > 0) /* an empty blob may come back as NULL */
-			memcpy(copy, sn.blob, sn.len);
-		*out = sn;
-		out->blob = copy;
-	} else if (r != -ENOENT) {
-		log_error("store: read snapshot '%s': %s", id, sqlite3_errmsg(st->rdb));
-	}
-	sqlite3_reset(st->snap_at);
-	sqlite3_clear_bindings(st->snap_at);
-	pthread_mutex_unlock(&st->rmu);
 	return r;
 }

@@ -1,7 +1,8 @@
 /*
  * store — moonpend's durable store (docs/durability.md): packs seen,
- * instances, snapshots, input logs and dead letters in one SQLite database in
- * WAL mode, <state_dir>/moonpen.db. Runs in the supervisor; the values it is
+ * instances, snapshots, input logs, dead letters and each instance's last
+ * incident (the flight recorder's trace) in one SQLite database in WAL mode,
+ * <state_dir>/moonpen.db. Runs in the supervisor; the values it is
  * given were checked by their callers, the database file is the operator's
  * and is read back defensively (types, sizes and input continuity checked).
  *
@@ -38,8 +39,10 @@
 
 typedef struct sst sst;
 
-/* Schema version stored in PRAGMA user_version. */
-#define SST_SCHEMA_VERSION 1
+/* Schema version stored in PRAGMA user_version. 2 added the incidents table;
+ * sst_open migrates a version 1 file (the previous release's) in place, in
+ * one transaction, and refuses every other version. */
+#define SST_SCHEMA_VERSION 2
 /* The database file inside the state folder. */
 #define SST_DB_NAME "moonpen.db"
 
@@ -88,7 +91,9 @@ typedef struct sst_dead_letter {
  * a Rollback to an older point needs: history[0] is at index older[0].input,
  * history and inputs are contiguous. Older snapshots are handed over only
  * when every input from them up to snap is stored (with sst_set_history on;
- * off, older and history are empty). */
+ * off, older and history are empty). incident is the instance's last
+ * incident as sst_put_incident stored it (trace text, NUL-terminated, of
+ * incident_len bytes without NUL), or NULL. */
 typedef struct sst_loaded {
 	sst_instance inst;
 	const sst_snapshot *snap; /* the newest snapshot, or NULL */
@@ -100,6 +105,10 @@ typedef struct sst_loaded {
 	size_t n_history;
 	const sst_dead_letter *dead; /* oldest first */
 	size_t n_dead;
+	const char *incident; /* the newest incident's trace JSON, or NULL */
+	size_t incident_len;
+	int incident_code;   /* its Moonpen__V1__Status__Code (0 without one) */
+	int64_t incident_ms; /* when it was stored, Unix ms (0 without one) */
 } sst_loaded;
 
 /* Returns 0 to go on, or a negative value that stops sst_load (returned). */
@@ -123,10 +132,12 @@ typedef struct sst_stats {
  * loss: synchronous=FULL, fsync per commit group). group_commit_ms bounds how
  * long a commit waits to gather more requests; keep_snapshots (>= 1) is how
  * many snapshots are kept per instance. Checks the file (quick_check,
- * application id, schema version) and takes an exclusive lock on the folder.
- * Returns 0 and *out (free with sst_close), or a negative errno with err
- * filled: -EBADMSG for a file that is not a moonpen store or is corrupt,
- * -EBUSY when another process holds the folder. */
+ * application id, schema version; a version 1 file is migrated to 2) and
+ * takes an exclusive lock on the folder. Returns 0 and *out (free with
+ * sst_close), or a negative errno with err filled: -EBADMSG for a file that
+ * is not a moonpen store, of an unknown schema version ("store schema
+ * version N, this moonpend knows 2") or corrupt, -EBUSY when another process
+ * holds the folder. */
 int sst_open(const char *dir, const char *durability, uint32_t group_commit_ms,
 	     unsigned keep_snapshots, sst **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
@@ -141,9 +152,18 @@ void sst_close(sst *st);
 int sst_note_pack(sst *st, const char *id, const char *version, const uint8_t hash[32])
     __attribute__((warn_unused_result));
 
+/* sst_put_instance's reset: what of an existing row's children goes. */
+#define SST_RESET_NONE 0
+#define SST_RESET_LOG 1 /* snapshots, inputs; dead letters and the incident stay */
+#define SST_RESET_ALL 2 /* every child row */
+
 /* Inserts or updates the instance's row (created_ms of an existing row is
- * kept). With reset nonzero, also deletes its snapshots, inputs and dead
- * letters in the same transaction (RestoreInstance over a live id). */
+ * kept). reset SST_RESET_LOG (1) also deletes its snapshots and inputs in the
+ * same transaction (RestoreInstance over a live id: what failed or killed the
+ * instance is still its history, its dead letters and incident stay, as they
+ * do in memory); SST_RESET_ALL its dead letters and incident too (a create:
+ * nothing of an older instance of the id may survive). -EINVAL for another
+ * reset value. */
 int sst_put_instance(sst *st, const sst_instance *in, int reset)
     __attribute__((warn_unused_result));
 
@@ -151,7 +171,8 @@ int sst_put_instance(sst *st, const sst_instance *in, int reset)
 int sst_set_status(sst *st, const char *id, int status, const char *reason)
     __attribute__((warn_unused_result));
 
-/* Removes the instance and all its rows (close). 0 even if it had none. */
+/* Removes the instance and all its rows, its incident too (close). 0 even if
+ * it had none. */
 int sst_drop_instance(sst *st, const char *id) __attribute__((warn_unused_result));
 
 /* Appends one input (a packed ToWorker) at index; returns once it is durable.
@@ -184,9 +205,12 @@ void sst_set_history(sst *st, int on);
 int sst_put_dead_letter(sst *st, const char *id, const sst_dead_letter *d)
     __attribute__((warn_unused_result));
 
-/* The newest kept snapshot of id taken at or before tick (Rollback after a
- * restart). 0 and *out with out->blob malloc'd (free it); -ENOENT if none. */
-int sst_read_snapshot(sst *st, const char *id, uint64_t tick, sst_snapshot *out)
+/* Stores the instance's last incident (the flight recorder, docs/recovery.md):
+ * the status code of the kill and the incident's trace JSON (len bytes, no
+ * NUL; read in place), replacing the one before (one per instance, the
+ * newest), stamped with the time now. -ENOENT when the instance has no row,
+ * -E2BIG past 256 MiB, -EINVAL for an empty text or one holding a NUL. */
+int sst_put_incident(sst *st, const char *id, int code, const char *trace_json, size_t len)
     __attribute__((warn_unused_result));
 
 /* Calls fn for every stored instance (oldest created first), from one read

@@ -3,8 +3,11 @@
  * eight appends held behind a lock), eight concurrent appenders, crash safety
  * (a child SIGKILLed or _exit()ing at a random point loses no acknowledged
  * input and duplicates none), snapshot trimming, truncation, the older
- * snapshots and history sst_load hands over (history on), and the exact
- * error for a foreign, corrupt, newer or locked store. Test process only.
+ * snapshots and history sst_load hands over (history on), incidents (round
+ * trip, one per instance, kept by a reset, dropped with the instance, a
+ * malformed row refused), the migration of a schema version 1 file, and the
+ * exact error for a foreign, corrupt, newer or locked store. Test process
+ * only.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -249,7 +252,6 @@ Test(store, memory_mode_is_a_null_store)
 	char err[64] = "";
 	sst *st = (sst *)1;
 	sst_stats s;
-	sst_snapshot sn;
 	struct got g;
 	uint8_t h[32] = {0};
 	sst_instance in = inst_row("m");
@@ -262,7 +264,7 @@ Test(store, memory_mode_is_a_null_store)
 	cr_expect_eq(sst_set_status(st, "m", 2, "x"), 0);
 	cr_expect_eq(sst_truncate(st, "m", 0), 0);
 	cr_expect_eq(sst_drop_instance(st, "m"), 0);
-	cr_expect_eq(sst_read_snapshot(st, "m", 10, &sn), -ENOENT);
+	cr_expect_eq(sst_put_incident(st, "m", 5, "{}", 2), 0);
 	load(st, &g);
 	cr_expect_eq(g.n, 0);
 	sst_get_stats(st, &s);
@@ -382,7 +384,6 @@ Test(store, every_table_round_trips)
 Test(store, refusals_name_their_cause)
 {
 	sst *st = open_store("process", 4);
-	sst_snapshot sn;
 	uint8_t h[32] = {0};
 	char long_id[200];
 	sst_stats s;
@@ -398,7 +399,6 @@ Test(store, refusals_name_their_cause)
 	cr_expect_eq(append(st, "", 0), -EINVAL);
 	cr_expect_eq(append(st, long_id, 0), -EINVAL);
 	cr_expect_eq(sst_append_input(st, "a", UINT64_MAX, h, 1), -EINVAL);
-	cr_expect_eq(sst_read_snapshot(st, "a", 100, &sn), -ENOENT);
 	sst_get_stats(st, &s);
 	cr_expect_eq(s.failures, 4, "unknown x3, duplicate");
 	cr_expect_eq(s.requests, 6);
@@ -429,14 +429,17 @@ Test(store, drop_and_reset)
 	cr_expect_eq(g.i[0].created, 5, "created is kept on update");
 	cr_expect_eq(g.i[0].status, 2);
 	cr_expect_eq(g.i[0].n_inputs, 3);
-	cr_assert_eq(sst_put_instance(st, &a, 1), 0, "reset");
+	cr_assert_eq(sst_put_instance(st, &a, SST_RESET_LOG), 0, "reset (RestoreInstance)");
 	cr_assert_eq(sst_drop_instance(st, "b"), 0);
 	cr_assert_eq(sst_drop_instance(st, "b"), 0, "dropping twice is fine");
-	sst_close(st);
 	cr_expect_eq(count("SELECT count(*) FROM instances"), 1);
 	cr_expect_eq(count("SELECT count(*) FROM inputs"), 0);
 	cr_expect_eq(count("SELECT count(*) FROM snapshots"), 0);
-	cr_expect_eq(count("SELECT count(*) FROM dead_letters"), 0);
+	cr_expect_eq(count("SELECT count(*) FROM dead_letters"), 1, "a log reset keeps them");
+	cr_assert_eq(sst_put_instance(st, &a, SST_RESET_ALL), 0, "reset (a create)");
+	sst_close(st);
+	cr_expect_eq(count("SELECT count(*) FROM instances"), 1);
+	cr_expect_eq(count("SELECT count(*) FROM dead_letters"), 0, "a full reset drops them");
 }
 
 /* ---- snapshots and truncation ---------------------------------------------------------------- */
@@ -444,7 +447,6 @@ Test(store, drop_and_reset)
 Test(store, snapshots_trim_inputs_and_keep_k)
 {
 	uint8_t h[32];
-	sst_snapshot sn;
 	struct got g;
 	char blob[16];
 	sst *st = open_store("process", 3);
@@ -465,15 +467,10 @@ Test(store, snapshots_trim_inputs_and_keep_k)
 	cr_expect_eq(count("SELECT count(*) FROM snapshots"), 3, "keep K = 3");
 	cr_expect_eq(count("SELECT min(input) FROM snapshots"), 30, "the newest three");
 	cr_expect_eq(count("SELECT count(*) FROM inputs"), 5);
-	cr_assert_eq(sst_read_snapshot(st, "a", 450, &sn), 0);
-	cr_expect_eq(sn.input, 40);
-	cr_expect_eq(sn.tick, 400);
-	hash_of(40, h);
-	cr_expect_arr_eq(sn.hash, h, 32);
-	cr_expect_eq(sn.len, 3);
-	cr_expect_arr_eq(sn.blob, "S40", 3);
-	free((void *)sn.blob);
-	cr_expect_eq(sst_read_snapshot(st, "a", 299, &sn), -ENOENT, "trimmed away");
+	cr_expect_eq(count("SELECT count(*) FROM snapshots WHERE input = 40 AND tick = 400 AND "
+			   "blob = CAST('S40' AS BLOB)"),
+		     1);
+	cr_expect_eq(count("SELECT count(*) FROM snapshots WHERE input < 30"), 0, "trimmed away");
 	hash_of(999, h);
 	cr_assert_eq(sst_put_snapshot(st, "a", 50, 500, h, (const uint8_t *)"again", 5), 0);
 	cr_expect_eq(count("SELECT count(*) FROM snapshots"), 3, "same index: replaced");
@@ -1015,8 +1012,11 @@ Test(store, a_newer_schema)
 	sst *st = open_store("process", 4);
 
 	sst_close(st);
+	raw_exec("PRAGMA user_version = 3");
+	expect_open_error(-EBADMSG, "store schema version 3, this moonpend knows 2");
 	raw_exec("PRAGMA user_version = 99");
-	expect_open_error(-EBADMSG, "store schema version 99, this moonpend knows 1");
+	expect_open_error(-EBADMSG, "store schema version 99, this moonpend knows 2");
+	cr_expect_eq(count("PRAGMA user_version"), 99, "a refused file is left as it was");
 }
 
 Test(store, corrupt_pages)
@@ -1038,4 +1038,217 @@ Test(store, corrupt_pages)
 	cr_expect_eq(sst_open(tmp, "process", 2, 4, &st, err, sizeof err), -EBADMSG);
 	cr_expect_null(st);
 	cr_expect(strstr(err, ": corrupt store: ") != NULL, "%s", err);
+}
+
+/* ---- incidents (the flight recorder) and the version 1 migration --------------------------- */
+
+/* What sst_load found of one instance's incident. */
+struct inc {
+	int n;
+	char id[4][16];
+	char *text[4]; /* malloc'd copies (NULL: none) */
+	size_t len[4];
+	int code[4];
+	int64_t ms[4];
+};
+
+static int inc_visit(void *ud, const sst_loaded *l)
+{
+	struct inc *g = ud;
+	int k = g->n++;
+
+	cr_assert_lt(k, 4);
+	snprintf(g->id[k], sizeof g->id[k], "%s", l->inst.id);
+	g->len[k] = l->incident_len;
+	g->code[k] = l->incident_code;
+	g->ms[k] = l->incident_ms;
+	if (l->incident) {
+		cr_assert_eq(l->incident[l->incident_len], '\0', "NUL-terminated");
+		g->text[k] = malloc(l->incident_len + 1);
+		cr_assert_not_null(g->text[k]);
+		memcpy(g->text[k], l->incident, l->incident_len + 1);
+	}
+	return 0;
+}
+
+static void inc_load(sst *st, struct inc *g)
+{
+	char err[512] = "";
+
+	memset(g, 0, sizeof *g);
+	cr_assert_eq(sst_load(st, inc_visit, g, err, sizeof err), 0, "%s", err);
+}
+
+static void inc_free(struct inc *g)
+{
+	for (int k = 0; k < g->n; k++)
+		free(g->text[k]);
+	g->n = 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char trace1[] = "{\"format\":1,\"inputs\":[{\"name\":\"backtrack\",\"killed\":true}]}";
+static const char trace2[] = "{\"format\":1,\"inputs\":[]}\n";
+
+Test(store, incident_round_trip)
+{
+	sst *st = open_store("process", 4);
+	struct inc g;
+	int64_t t0 = now_ms(), t1;
+
+	put_inst(st, "a");
+	put_inst(st, "b");
+	cr_assert_eq(sst_put_incident(st, "a", 4, trace1, strlen(trace1)), 0);
+	t1 = now_ms();
+	inc_load(st, &g);
+	cr_assert_eq(g.n, 2);
+	cr_assert_str_eq(g.id[0], "a");
+	cr_assert_not_null(g.text[0]);
+	cr_expect_eq(g.len[0], strlen(trace1));
+	cr_expect_arr_eq(g.text[0], trace1, strlen(trace1), "byte-equal");
+	cr_expect_eq(g.code[0], 4);
+	cr_expect(g.ms[0] >= t0 && g.ms[0] <= t1, "stored at %lld", (long long)g.ms[0]);
+	cr_expect_null(g.text[1], "b has no incident");
+	cr_expect_eq(g.len[1], 0);
+	cr_expect_eq(g.code[1], 0);
+	inc_free(&g);
+	sst_close(st);
+}
+
+Test(store, incident_replace_keeps_the_newest)
+{
+	sst *st = open_store("process", 4);
+	struct inc g;
+
+	put_inst(st, "a");
+	cr_assert_eq(sst_put_incident(st, "a", 4, trace1, strlen(trace1)), 0);
+	cr_assert_eq(sst_put_incident(st, "a", 12, trace2, strlen(trace2)), 0);
+	cr_expect_eq(count("SELECT count(*) FROM incidents"), 1);
+	inc_load(st, &g);
+	cr_assert_eq(g.n, 1);
+	cr_assert_not_null(g.text[0]);
+	cr_expect_eq(g.len[0], strlen(trace2));
+	cr_expect_str_eq(g.text[0], trace2);
+	cr_expect_eq(g.code[0], 12);
+	inc_free(&g);
+	sst_close(st);
+}
+
+Test(store, incident_kept_by_a_log_reset_dropped_with_the_instance)
+{
+	sst *st = open_store("process", 4);
+	sst_instance a = inst_row("a");
+	struct inc g;
+
+	put_inst(st, "a");
+	put_inst(st, "b");
+	cr_assert_eq(append(st, "a", 0), 0);
+	cr_assert_eq(sst_put_incident(st, "a", 4, trace1, strlen(trace1)), 0);
+	cr_assert_eq(sst_put_incident(st, "b", 5, trace2, strlen(trace2)), 0);
+	cr_expect_eq(sst_put_instance(st, &a, 3), -EINVAL, "no such reset");
+	cr_assert_eq(sst_put_instance(st, &a, SST_RESET_LOG), 0, "reset (RestoreInstance)");
+	cr_expect_eq(count("SELECT count(*) FROM inputs"), 0, "the reset happened");
+	inc_load(st, &g);
+	cr_assert_eq(g.n, 2);
+	cr_assert_not_null(g.text[0], "a reset keeps the incident");
+	cr_expect_str_eq(g.text[0], trace1);
+	cr_expect_eq(g.code[0], 4);
+	inc_free(&g);
+	cr_assert_eq(sst_drop_instance(st, "b"), 0);
+	cr_expect_eq(count("SELECT count(*) FROM incidents WHERE instance = 'b'"), 0);
+	cr_expect_eq(count("SELECT count(*) FROM incidents"), 1);
+	inc_load(st, &g);
+	cr_assert_eq(g.n, 1);
+	cr_expect_str_eq(g.id[0], "a");
+	inc_free(&g);
+	cr_assert_eq(sst_put_instance(st, &a, SST_RESET_ALL), 0, "a create over a stored id");
+	cr_expect_eq(count("SELECT count(*) FROM incidents"), 0, "a full reset drops it");
+	cr_expect_eq(count("SELECT count(*) FROM instances WHERE id = 'a'"), 1);
+	sst_close(st);
+}
+
+Test(store, incident_refusals)
+{
+	sst *st = open_store("process", 4);
+	sst_stats s;
+
+	put_inst(st, "a");
+	cr_expect_eq(sst_put_incident(st, "nobody", 4, trace1, strlen(trace1)), -ENOENT);
+	cr_expect_eq(sst_put_incident(st, "", 4, trace1, strlen(trace1)), -EINVAL);
+	cr_expect_eq(sst_put_incident(st, "a", 4, trace1, 0), -EINVAL, "empty");
+	cr_expect_eq(sst_put_incident(st, "a", 4, NULL, 3), -EINVAL);
+	cr_expect_eq(sst_put_incident(st, "a", 4, "{\0}", 3), -EINVAL, "a NUL inside");
+	/* refused on its length alone: the text is not read */
+	cr_expect_eq(sst_put_incident(st, "a", 4, trace1, (256u << 20) + 1), -E2BIG);
+	sst_get_stats(st, &s);
+	cr_expect_eq(s.requests, 2, "put instance, the unknown id");
+	cr_expect_eq(s.failures, 1);
+	cr_expect_eq(count("SELECT count(*) FROM incidents"), 0);
+	sst_close(st);
+}
+
+/* A malformed incident row stops sst_load with -EBADMSG naming the instance. */
+static void expect_bad_incident(sst *st, const char *update)
+{
+	char err[512] = "";
+	struct inc g = {0};
+
+	cr_assert_eq(sst_put_incident(st, "a", 4, trace1, strlen(trace1)), 0);
+	raw_exec(update);
+	cr_expect_eq(sst_load(st, inc_visit, &g, err, sizeof err), -EBADMSG, "%s", update);
+	cr_expect_str_eq(err, "instance 'a': malformed incident row", "%s", update);
+	inc_free(&g);
+}
+
+Test(store, load_refuses_a_malformed_incident)
+{
+	sst *st = open_store("process", 4);
+
+	put_inst(st, "a");
+	expect_bad_incident(st, "UPDATE incidents SET code = 'x'");
+	expect_bad_incident(st, "UPDATE incidents SET code = 4294967296");
+	expect_bad_incident(st, "UPDATE incidents SET at = 1.5");
+	expect_bad_incident(st, "UPDATE incidents SET trace = 123");
+	expect_bad_incident(st, "UPDATE incidents SET trace = 'text, not a blob'");
+	expect_bad_incident(st, "UPDATE incidents SET trace = X''");
+	expect_bad_incident(st, "UPDATE incidents SET trace = X'7b007d'");
+	sst_close(st);
+}
+
+Test(store, a_version_1_file_is_migrated)
+{
+	sst *st = open_store("process", 4);
+	struct got g;
+
+	put_inst(st, "a");
+	put_inst(st, "b");
+	for (uint64_t i = 0; i < 3; i++)
+		cr_assert_eq(append(st, "a", i), 0);
+	sst_close(st);
+	/* the previous release's file: no incidents table, version 1 */
+	raw_exec("DROP TABLE incidents; PRAGMA user_version = 1");
+	cr_assert_eq(count("PRAGMA user_version"), 1);
+	st = open_store("process", 4);
+	cr_expect_eq(count("PRAGMA user_version"), 2);
+	cr_expect_eq(count("SELECT count(*) FROM sqlite_master WHERE name = 'incidents'"), 1);
+	load(st, &g);
+	cr_assert_eq(g.n, 2, "the instances are kept");
+	cr_expect_str_eq(g.i[0].id, "a");
+	cr_expect_eq(g.i[0].n_inputs, 3);
+	cr_expect(g.i[0].inputs_ok);
+	cr_expect_str_eq(g.i[1].id, "b");
+	cr_expect_eq(sst_put_incident(st, "a", 4, trace1, strlen(trace1)), 0);
+	cr_expect_eq(sst_drop_instance(st, "a"), 0);
+	cr_expect_eq(count("SELECT count(*) FROM incidents"), 0, "the migrated table cascades");
+	sst_close(st);
+	st = open_store("process", 4); /* version 2 now: opens as it is */
+	sst_close(st);
+	cr_expect_eq(count("PRAGMA user_version"), 2);
 }
