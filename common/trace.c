@@ -1,7 +1,8 @@
 /*
- * trace — the trace JSON model (see trace.h and docs/trace-format.md). Runs in
- * spk and the supervisor. Worker replies reaching the builders were checked by
- * wchan; trace text given to trace_parse() is untrusted and fully checked.
+ * trace — the trace JSON model (see trace.h and docs/trace-format.md): building,
+ * writing, replay comparisons. Runs in spk and the supervisor. Worker replies
+ * reaching the builders were checked by wchan. Trace text is parsed in
+ * trace_parse.c.
  */
 #include "common/trace.h"
 
@@ -13,10 +14,10 @@
 
 #include <sodium.h>
 
+#include "common/trace_priv.h"
+#include "common/val.h"
 #include "common/val_json.h"
 #include "policy/limits.h"
-
-#define TRACE_MAX_RETURNS 256 /* values a call may return, as recorded */
 
 typedef Moonpen__Worker__V1__ToWorker to_worker;
 typedef Moonpen__Worker__V1__FromWorker from_worker;
@@ -55,11 +56,18 @@ char *trace_hex32(const uint8_t h[32], char buf[65])
 
 /* ---- outcomes ------------------------------------------------------------------ */
 
+/* Sets key to v (stolen, NULL: out of memory). 0 or -ENOMEM. */
+static int set(json_t *o, const char *key, json_t *v)
+{
+	return v && json_object_set_new(o, key, v) == 0 ? 0 : -ENOMEM;
+}
+
 void trace_outcome_clear(tr_outcome *o)
 {
 	free(o->message);
 	json_decref(o->effects);
 	json_decref(o->returns);
+	json_decref(o->logs);
 	memset(o, 0, sizeof *o);
 }
 
@@ -107,6 +115,47 @@ static json_t *effects_json(const Moonpen__V1__Result *res)
 	return a;
 }
 
+/* A JSON string of s made valid UTF-8 as wreply's val_utf8_scrub does (the
+ * worker's text is bytes; wchan has scrubbed it already, jansson needs it). */
+static json_t *scrubbed(const char *s)
+{
+	char *c = strdup(s ? s : "");
+	json_t *j;
+
+	if (c == NULL)
+		return NULL;
+	val_utf8_scrub(c);
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+static json_t *log_json(const char *level, const char *message)
+{
+	json_t *o = json_object();
+
+	if (o && set(o, "level", scrubbed(level)) == 0 && set(o, "message", scrubbed(message)) == 0)
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+/* The log lines of a result as [{"level","message"}] (the line's tick is not
+ * kept: it is the input's own, or follows from a tick input's count). */
+static json_t *logs_json(const Moonpen__V1__Result *res)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && res && i < res->n_logs; i++)
+		if (json_array_append_new(
+			a, log_json(res->logs[i]->level, res->logs[i]->message)) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
 int trace_outcome_from_reply(tr_outcome *o, const from_worker *fw)
 {
 	const Moonpen__V1__Result *res = fw->result;
@@ -118,7 +167,8 @@ int trace_outcome_from_reply(tr_outcome *o, const from_worker *fw)
 		goto nomem;
 	o->effects = effects_json(res);
 	o->returns = res ? vals_json(res->returns, res->n_returns) : json_array();
-	if (o->effects == NULL || o->returns == NULL)
+	o->logs = logs_json(res);
+	if (o->effects == NULL || o->returns == NULL || o->logs == NULL)
 		goto nomem;
 	if (res && res->state_hash.len == 32) {
 		o->has_hash = 1;
@@ -137,9 +187,11 @@ int trace_outcome_killed(tr_outcome *o, st_code code, const char *why)
 	o->killed = 1;
 	o->effects = json_array();
 	o->returns = json_array();
+	o->logs = json_array(); /* the worker died: its lines of this input are lost */
 	if (why && why[0])
 		o->message = strdup(why);
-	if (o->effects == NULL || o->returns == NULL || (why && why[0] && o->message == NULL)) {
+	if (o->effects == NULL || o->returns == NULL || o->logs == NULL ||
+	    (why && why[0] && o->message == NULL)) {
 		trace_outcome_clear(o);
 		return -ENOMEM;
 	}
@@ -147,6 +199,39 @@ int trace_outcome_killed(tr_outcome *o, st_code code, const char *why)
 }
 
 /* ---- building ------------------------------------------------------------------- */
+
+/* *out: a copy of the object j with its keys sorted at every level (what
+ * trace_dumps writes, stable across parse and dump). 0, -EINVAL (not an
+ * object), -ENOMEM. */
+static int canon_object(json_t *j, json_t **out)
+{
+	char *s;
+
+	if (!json_is_object(j))
+		return -EINVAL;
+	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	*out = s ? json_loads(s, JSON_REJECT_DUPLICATES, NULL) : NULL;
+	free(s);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* The schema bytes an Init carries as host_api (empty: the empty schema). */
+static int host_api_from_init(const Moonpen__Worker__V1__Init *init, trace *t)
+{
+	json_t *j;
+	int r;
+
+	if (init->host_api_json.len == 0)
+		j = json_pack("{s:{}, s:i}", "apis", "version", 1);
+	else
+		j = json_loadb((const char *)init->host_api_json.data, init->host_api_json.len,
+			       JSON_REJECT_DUPLICATES, NULL);
+	if (j == NULL)
+		return init->host_api_json.len == 0 ? -ENOMEM : -EINVAL;
+	r = canon_object(j, &t->host_api);
+	json_decref(j);
+	return r;
+}
 
 int trace_from_init(const Moonpen__Worker__V1__Init *init, trace **out)
 {
@@ -164,6 +249,9 @@ int trace_from_init(const Moonpen__Worker__V1__Init *init, trace **out)
 		goto out;
 	t->seed = init->seed;
 	t->tick_ms = init->tick_ms;
+	r = host_api_from_init(init, t);
+	if (r < 0)
+		goto out;
 	if (init->snapshot.len > 0) {
 		r = -ENOMEM;
 		t->start_snapshot = malloc(init->snapshot.len);
@@ -197,7 +285,7 @@ static tr_input *open_input(trace *t)
 	return &t->inputs[t->n_inputs - 1];
 }
 
-static tr_input *grow_inputs(trace *t)
+tr_input *trace_grow_inputs(trace *t)
 {
 	tr_input *in;
 
@@ -255,7 +343,7 @@ static void input_clear(tr_input *in)
 
 int trace_begin_input(trace *t, uint64_t tick, const to_worker *tw)
 {
-	tr_input *in = grow_inputs(t);
+	tr_input *in = trace_grow_inputs(t);
 	int r;
 
 	if (in == NULL)
@@ -270,7 +358,7 @@ int trace_begin_input(trace *t, uint64_t tick, const to_worker *tw)
 	return 0;
 }
 
-static tr_answer *grow_answers(tr_input *in)
+tr_answer *trace_grow_answers(tr_input *in)
 {
 	if (in->n_answers == in->cap_answers) {
 		size_t ncap = in->cap_answers ? in->cap_answers * 2 : 4;
@@ -291,7 +379,7 @@ int trace_add_answer(trace *t, const Moonpen__V1__HostResult *hr)
 
 	if (in == NULL)
 		return -EINVAL;
-	a = grow_answers(in);
+	a = trace_grow_answers(in);
 	if (a == NULL)
 		return -ENOMEM;
 	a->call_id = hr->call_id;
@@ -338,6 +426,7 @@ void trace_free(trace *t)
 	free(t->pack_id);
 	free(t->pack_version);
 	free(t->start_snapshot);
+	json_decref(t->host_api);
 	trace_outcome_clear(&t->init);
 	for (i = 0; i < t->n_inputs; i++)
 		input_clear(&t->inputs[i]);
@@ -365,12 +454,6 @@ static const char *status_name(st_code c)
 	return v ? v->name : "UNKNOWN";
 }
 
-/* Sets key to v (stolen, NULL: out of memory). 0 or -ENOMEM. */
-static int set(json_t *o, const char *key, json_t *v)
-{
-	return v && json_object_set_new(o, key, v) == 0 ? 0 : -ENOMEM;
-}
-
 json_t *trace_outcome_json(const tr_outcome *o)
 {
 	json_t *j = json_object();
@@ -388,6 +471,8 @@ json_t *trace_outcome_json(const tr_outcome *o)
 		r = set(j, "effects", json_deep_copy(o->effects ? o->effects : json_array()));
 	if (r == 0)
 		r = set(j, "returns", json_deep_copy(o->returns ? o->returns : json_array()));
+	if (r == 0 && o->logs)
+		r = set(j, "logs", json_deep_copy(o->logs));
 	if (r == 0 && o->has_hash)
 		r = set(j, "state_hash", json_string(trace_hex32(o->state_hash, hex)));
 	if (r < 0) {
@@ -417,7 +502,12 @@ static json_t *answers_json(const tr_input *in)
 	return a;
 }
 
-static const char *const kind_names[] = {"event", "tick", "call"};
+const char *trace_kind_name(tr_kind k)
+{
+	static const char *const names[] = {"event", "tick", "call"};
+
+	return names[k];
+}
 
 json_t *trace_input_json(const tr_input *in)
 {
@@ -430,7 +520,7 @@ json_t *trace_input_json(const tr_input *in)
 	if (r == 0)
 		r = set(j, "tick", u64_json(in->tick));
 	if (r == 0)
-		r = set(j, "kind", json_string(kind_names[in->kind]));
+		r = set(j, "kind", json_string(trace_kind_name(in->kind)));
 	if (r == 0 && in->kind != TR_TICK)
 		r = set(j, "name", json_string(in->name));
 	if (r == 0 && in->kind == TR_EVENT)
@@ -508,7 +598,36 @@ static int cat(char **buf, size_t *len, size_t *cap, const char *s)
 	return 0;
 }
 
-/* The header object, then one input per line: readable and diffable. */
+int trace_host_api_text(const trace *t, char **out, size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	if (t->host_api == NULL)
+		return 0;
+	*out = json_dumps(t->host_api, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (*out == NULL)
+		return -ENOMEM;
+	*len = strlen(*out);
+	return 0;
+}
+
+/* ,"host_api":{...} on a line of its own, when the trace has one. */
+static int cat_host_api(char **buf, size_t *len, size_t *cap, const trace *t)
+{
+	char *s = NULL;
+	size_t n;
+	int r = trace_host_api_text(t, &s, &n);
+
+	if (r == 0 && s)
+		r = cat(buf, len, cap, ",\n\"host_api\":");
+	if (r == 0 && s)
+		r = cat(buf, len, cap, s);
+	free(s);
+	return r;
+}
+
+/* The header object, then host_api, then one input per line: readable and
+ * diffable. */
 char *trace_dumps(const trace *t)
 {
 	const size_t flags = JSON_PRESERVE_ORDER | JSON_COMPACT;
@@ -521,6 +640,8 @@ char *trace_dumps(const trace *t)
 		hs[strlen(hs) - 1] = '\0'; /* drop the closing brace */
 	if (r == 0)
 		r = cat(&buf, &len, &cap, hs);
+	if (r == 0)
+		r = cat_host_api(&buf, &len, &cap, t);
 	if (r == 0)
 		r = cat(&buf, &len, &cap, ",\n\"inputs\":[");
 	for (i = 0; r == 0 && i < t->n_inputs; i++) {
@@ -541,485 +662,6 @@ char *trace_dumps(const trace *t)
 		return NULL;
 	}
 	return buf;
-}
-
-/* ---- JSON text: parsing (untrusted) ------------------------------------------------ */
-
-struct perr {
-	char *err;
-	size_t len;
-};
-
-static int bad(struct perr *e, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int bad(struct perr *e, const char *path, const char *fmt, ...)
-{
-	char what[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	snprintf(e->err, e->len, "%s: %s", path, what);
-	return -EINVAL;
-}
-
-/* dst = path + suffix (+ "[i]"), truncated to len (paths are short in practice). */
-static void pj(char *dst, size_t len, const char *path, const char *suffix)
-{
-	size_t a = strlen(path), b = strlen(suffix);
-
-	if (a >= len)
-		a = len - 1;
-	memmove(dst, path, a); /* pji passes dst as path */
-	if (b > len - 1 - a)
-		b = len - 1 - a;
-	memcpy(dst + a, suffix, b);
-	dst[a + b] = '\0';
-}
-
-static void pji(char *dst, size_t len, const char *path, const char *suffix, size_t i)
-{
-	char idx[32];
-
-	pj(dst, len, path, suffix);
-	snprintf(idx, sizeof idx, "[%zu]", i);
-	pj(dst, len, dst, idx);
-}
-
-/* Refuses members of o not in allowed (NULL-terminated). */
-static int only_keys(struct perr *e, const char *path, json_t *o, const char *const *allowed)
-{
-	const char *k;
-	json_t *v;
-	size_t i;
-
-	json_object_foreach(o, k, v)
-	{
-		for (i = 0; allowed[i] && strcmp(allowed[i], k) != 0; i++)
-			;
-		if (allowed[i] == NULL)
-			return bad(e, path, "unknown member \"%s\"", k);
-	}
-	return 0;
-}
-
-static int get_u64(struct perr *e, const char *path, json_t *j, uint64_t *out)
-{
-	const char *s;
-	char *end;
-
-	if (json_is_integer(j) && json_integer_value(j) >= 0) {
-		*out = (uint64_t)json_integer_value(j);
-		return 0;
-	}
-	s = json_string_value(j);
-	if (s && s[0] >= '0' && s[0] <= '9' && strlen(s) <= 20) {
-		errno = 0;
-		*out = strtoull(s, &end, 10);
-		if (errno == 0 && *end == '\0')
-			return 0;
-	}
-	return bad(e, path, "expected a non-negative integer");
-}
-
-static int get_str(struct perr *e, const char *path, json_t *j, size_t max, char **out)
-{
-	const char *s = json_string_value(j);
-
-	if (s == NULL)
-		return bad(e, path, "expected a string");
-	if (json_string_length(j) > max || strlen(s) != json_string_length(j))
-		return bad(e, path, "string longer than %zu bytes or holding a NUL", max);
-	*out = strdup(s);
-	return *out ? 0 : -ENOMEM;
-}
-
-static int get_hex32(struct perr *e, const char *path, json_t *j, uint8_t out[32])
-{
-	const char *s = json_string_value(j);
-	size_t n = 0, i;
-
-	for (i = 0; s && i < 64; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			break;
-	if (s == NULL || i != 64 || s[64] != '\0' ||
-	    sodium_hex2bin(out, 32, s, 64, NULL, &n, NULL) != 0 || n != 32)
-		return bad(e, path, "expected 64 lowercase hex digits");
-	return 0;
-}
-
-/* A JSON value that converts to a Value within the depth limit. */
-static int check_value(struct perr *e, const char *path, json_t *j)
-{
-	char verr[256];
-	val_t *v = NULL;
-	int r = vjson_from_json(j, MP_MAX_VALUE_DEPTH, &v, verr, sizeof verr);
-
-	val_free(v);
-	if (r == -EINVAL)
-		return bad(e, path, "%s", verr);
-	return r;
-}
-
-static int check_values(struct perr *e, const char *path, json_t *a, size_t max)
-{
-	char p[256];
-	json_t *v;
-	size_t i;
-	int r;
-
-	if (!json_is_array(a))
-		return bad(e, path, "expected an array");
-	if (json_array_size(a) > max)
-		return bad(e, path, "more than %zu values", max);
-	json_array_foreach(a, i, v)
-	{
-		pji(p, sizeof p, path, "", i);
-		if ((r = check_value(e, p, v)) < 0)
-			return r;
-	}
-	return 0;
-}
-
-static int check_effect(struct perr *e, const char *path, json_t *ef)
-{
-	static const char *const keys[] = {"api", "fn", "args", "trigger", NULL};
-	char p[256];
-	int r;
-
-	if (!json_is_object(ef))
-		return bad(e, path, "expected an object");
-	if ((r = only_keys(e, path, ef, keys)) < 0)
-		return r;
-	pj(p, sizeof p, path, ".api");
-	if (!json_is_string(json_object_get(ef, "api")))
-		return bad(e, p, "expected a string");
-	pj(p, sizeof p, path, ".fn");
-	if (!json_is_string(json_object_get(ef, "fn")))
-		return bad(e, p, "expected a string");
-	pj(p, sizeof p, path, ".trigger");
-	if (json_object_get(ef, "trigger") && !json_is_string(json_object_get(ef, "trigger")))
-		return bad(e, p, "expected a string");
-	pj(p, sizeof p, path, ".args");
-	return check_values(e, p, json_object_get(ef, "args"), MP_MAX_CALL_ARGS);
-}
-
-static int parse_status(struct perr *e, const char *path, json_t *j, st_code *out)
-{
-	const ProtobufCEnumValue *v = NULL;
-
-	if (json_is_string(j))
-		v = protobuf_c_enum_descriptor_get_value_by_name(
-		    &moonpen__v1__status__code__descriptor, json_string_value(j));
-	if (v == NULL || v->value == MOONPEN__V1__STATUS__CODE__PENDING)
-		return bad(e, path, "expected a final status name (\"OK\", \"SCRIPT_ERROR\", ...)");
-	*out = (st_code)v->value;
-	return 0;
-}
-
-/* The outcome members of o (an input or "init"). */
-static int parse_outcome(struct perr *e, const char *path, json_t *o, tr_outcome *out)
-{
-	json_t *effects = json_object_get(o, "effects"), *k = json_object_get(o, "killed");
-	char p[256];
-	json_t *ef;
-	size_t i;
-	int r;
-
-	pj(p, sizeof p, path, ".status");
-	if ((r = parse_status(e, p, json_object_get(o, "status"), &out->status)) < 0)
-		return r;
-	pj(p, sizeof p, path, ".message");
-	if (json_object_get(o, "message") &&
-	    (r = get_str(e, p, json_object_get(o, "message"), 65536, &out->message)) < 0)
-		return r;
-	pj(p, sizeof p, path, ".killed");
-	if (k && !json_is_boolean(k))
-		return bad(e, p, "expected a boolean");
-	out->killed = json_is_true(k);
-	pj(p, sizeof p, path, ".effects");
-	if (!json_is_array(effects))
-		return bad(e, p, "expected an array");
-	json_array_foreach(effects, i, ef)
-	{
-		pji(p, sizeof p, path, ".effects", i);
-		if ((r = check_effect(e, p, ef)) < 0)
-			return r;
-	}
-	pj(p, sizeof p, path, ".returns");
-	if ((r = check_values(e, p, json_object_get(o, "returns"), TRACE_MAX_RETURNS)) < 0)
-		return r;
-	out->effects = json_incref(effects);
-	out->returns = json_incref(json_object_get(o, "returns"));
-	pj(p, sizeof p, path, ".state_hash");
-	out->has_hash = json_object_get(o, "state_hash") != NULL;
-	if (out->has_hash &&
-	    (r = get_hex32(e, p, json_object_get(o, "state_hash"), out->state_hash)) < 0)
-		return r;
-	return 0;
-}
-
-static int parse_answer(struct perr *e, const char *path, json_t *o, tr_answer *a)
-{
-	static const char *const keys[] = {"call_id", "value", "error", NULL};
-	json_t *v = json_object_get(o, "value"), *er = json_object_get(o, "error");
-	char p[256];
-	int r;
-
-	if (!json_is_object(o))
-		return bad(e, path, "expected an object");
-	if ((r = only_keys(e, path, o, keys)) < 0)
-		return r;
-	pj(p, sizeof p, path, ".call_id");
-	if ((r = get_u64(e, p, json_object_get(o, "call_id"), &a->call_id)) < 0)
-		return r;
-	if ((v == NULL) == (er == NULL))
-		return bad(e, path, "expected exactly one of \"value\" and \"error\"");
-	if (er) {
-		pj(p, sizeof p, path, ".error");
-		return get_str(e, p, er, 65536, &a->error);
-	}
-	pj(p, sizeof p, path, ".value");
-	if ((r = check_value(e, p, v)) < 0)
-		return r;
-	a->value = json_incref(v);
-	return 0;
-}
-
-static int parse_answers(struct perr *e, const char *path, json_t *arr, tr_input *in)
-{
-	char p[256];
-	json_t *o;
-	size_t i;
-	int r;
-
-	if (arr == NULL)
-		return 0;
-	if (!json_is_array(arr))
-		return bad(e, path, "expected an array");
-	json_array_foreach(arr, i, o)
-	{
-		pji(p, sizeof p, path, "", i);
-		if (grow_answers(in) == NULL)
-			return -ENOMEM;
-		r = parse_answer(e, p, o, &in->answers[in->n_answers]);
-		in->n_answers++; /* counted even when half-filled: input_clear frees it */
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-/* The members that belong to the kind; the others must be absent. */
-static int parse_kind_fields(struct perr *e, const char *path, json_t *o, tr_input *in)
-{
-	json_t *name = json_object_get(o, "name"), *payload = json_object_get(o, "payload");
-	json_t *count = json_object_get(o, "count"), *args = json_object_get(o, "args");
-	char p[256];
-	uint64_t n;
-	int r;
-
-	if ((in->kind == TR_TICK) != (name == NULL) || (in->kind != TR_EVENT && payload) ||
-	    (in->kind != TR_TICK && count) || (in->kind != TR_CALL && args))
-		return bad(e, path,
-			   "a %s input has \"name\" %s, \"payload\" only for "
-			   "events, \"count\" only for ticks, \"args\" only for calls",
-			   kind_names[in->kind], in->kind == TR_TICK ? "never" : "always");
-	pj(p, sizeof p, path, ".name");
-	if (name && (r = get_str(e, p, name, MP_MAX_NAME_BYTES, &in->name)) < 0)
-		return r;
-	if (in->name && in->name[0] == '\0')
-		return bad(e, p, "empty name");
-	pj(p, sizeof p, path, ".payload");
-	if (payload && (r = check_value(e, p, payload)) < 0)
-		return r;
-	in->payload = payload ? json_incref(payload) : (in->kind == TR_EVENT ? json_null() : NULL);
-	pj(p, sizeof p, path, ".count");
-	if (count && ((r = get_u64(e, p, count, &n)) < 0 || n == 0 || n > MP_MAX_TICKS_PER_REQUEST))
-		return r < 0 ? r : bad(e, p, "expected 1..%u", (unsigned)MP_MAX_TICKS_PER_REQUEST);
-	in->count = count ? (uint32_t)n : 0;
-	pj(p, sizeof p, path, ".args");
-	if (in->kind == TR_CALL && args == NULL)
-		in->args = json_array();
-	else if (args && (r = check_values(e, p, args, MP_MAX_CALL_ARGS)) < 0)
-		return r;
-	else if (args)
-		in->args = json_incref(args);
-	return 0;
-}
-
-static int parse_input(struct perr *e, size_t i, json_t *o, tr_input *in, uint64_t prev_tick)
-{
-	static const char *const keys[] = {"index",  "tick",	"kind",	   "name",	 "payload",
-					   "count",  "args",	"answers", "status",	 "message",
-					   "killed", "effects", "returns", "state_hash", NULL};
-	const char *kind = json_string_value(json_object_get(o, "kind"));
-	char path[64], p[96];
-	uint64_t idx = 0;
-	int r;
-
-	snprintf(path, sizeof path, "inputs[%zu]", i);
-	if (!json_is_object(o))
-		return bad(e, path, "expected an object");
-	if ((r = only_keys(e, path, o, keys)) < 0)
-		return r;
-	pj(p, sizeof p, path, ".index");
-	if ((r = get_u64(e, p, json_object_get(o, "index"), &idx)) < 0)
-		return r;
-	if (idx != i)
-		return bad(e, p, "is %llu, expected %zu", (unsigned long long)idx, i);
-	in->index = idx;
-	pj(p, sizeof p, path, ".tick");
-	if ((r = get_u64(e, p, json_object_get(o, "tick"), &in->tick)) < 0)
-		return r;
-	if (in->tick < prev_tick)
-		return bad(e, p, "goes back in time (previous input at tick %llu)",
-			   (unsigned long long)prev_tick);
-	pj(p, sizeof p, path, ".kind");
-	for (in->kind = TR_EVENT; kind && in->kind <= TR_CALL; in->kind++)
-		if (strcmp(kind, kind_names[in->kind]) == 0)
-			break;
-	if (kind == NULL || in->kind > TR_CALL)
-		return bad(e, p, "expected \"event\", \"tick\" or \"call\"");
-	if ((r = parse_kind_fields(e, path, o, in)) < 0)
-		return r;
-	pj(p, sizeof p, path, ".answers");
-	if ((r = parse_answers(e, p, json_object_get(o, "answers"), in)) < 0)
-		return r;
-	r = parse_outcome(e, path, o, &in->out);
-	in->done = r == 0;
-	return r;
-}
-
-static int parse_pack(struct perr *e, json_t *o, trace *t)
-{
-	static const char *const keys[] = {"id", "version", "content_hash", NULL};
-	int r;
-
-	if (!json_is_object(o))
-		return bad(e, "pack", "expected an object");
-	if ((r = only_keys(e, "pack", o, keys)) < 0 ||
-	    (r = get_str(e, "pack.id", json_object_get(o, "id"), MP_MAX_ID_BYTES, &t->pack_id)) <
-		0 ||
-	    (r = get_str(e, "pack.version", json_object_get(o, "version"), 64, &t->pack_version)) <
-		0)
-		return r;
-	return get_hex32(e, "pack.content_hash", json_object_get(o, "content_hash"),
-			 t->content_hash);
-}
-
-static int parse_snapshot(struct perr *e, json_t *j, trace *t)
-{
-	const char *s = json_string_value(j);
-	size_t n = s ? json_string_length(j) : 0, len = 0;
-
-	if (s == NULL || n == 0 || n / 4 * 3 > MP_SNAPSHOT_MAX_BYTES)
-		return bad(e, "start_snapshot", "expected non-empty base64 of at most %u bytes",
-			   (unsigned)MP_SNAPSHOT_MAX_BYTES);
-	t->start_snapshot = malloc(n / 4 * 3 + 3);
-	if (t->start_snapshot == NULL)
-		return -ENOMEM;
-	if (sodium_base642bin(t->start_snapshot, n / 4 * 3 + 3, s, n, NULL, &len, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    len == 0)
-		return bad(e, "start_snapshot", "not valid padded base64");
-	t->snapshot_len = len;
-	return 0;
-}
-
-static int parse_header(struct perr *e, json_t *root, trace *t)
-{
-	static const char *const keys[] = {"format", "pack",	       "seed",	 "tick_ms",
-					   "init",   "start_snapshot", "inputs", NULL};
-	json_t *f = json_object_get(root, "format"), *init = json_object_get(root, "init");
-	uint64_t tick_ms = 0;
-	int r;
-
-	if (!json_is_object(root))
-		return bad(e, "trace", "expected a JSON object");
-	if ((r = only_keys(e, "trace", root, keys)) < 0)
-		return r;
-	if (!json_is_integer(f) || json_integer_value(f) != TRACE_FORMAT)
-		return bad(e, "format", "expected %d", TRACE_FORMAT);
-	if ((r = parse_pack(e, json_object_get(root, "pack"), t)) < 0 ||
-	    (r = get_u64(e, "seed", json_object_get(root, "seed"), &t->seed)) < 0 ||
-	    (r = get_u64(e, "tick_ms", json_object_get(root, "tick_ms"), &tick_ms)) < 0)
-		return r;
-	if (tick_ms == 0 || tick_ms > MP_MAX_TICK_MS)
-		return bad(e, "tick_ms", "expected 1..%u", (unsigned)MP_MAX_TICK_MS);
-	t->tick_ms = (uint32_t)tick_ms;
-	if (json_object_get(root, "start_snapshot") &&
-	    (r = parse_snapshot(e, json_object_get(root, "start_snapshot"), t)) < 0)
-		return r;
-	if (init && t->start_snapshot)
-		return bad(e, "init", "a trace that starts from a snapshot has no init");
-	if (init && !json_is_object(init))
-		return bad(e, "init", "expected an object");
-	if (init) {
-		static const char *const ikeys[] = {"status",  "message",    "killed", "effects",
-						    "returns", "state_hash", NULL};
-		if ((r = only_keys(e, "init", init, ikeys)) < 0)
-			return r;
-		r = parse_outcome(e, "init", init, &t->init);
-		t->has_init = 1; /* so that trace_free releases a partial outcome */
-	}
-	return r;
-}
-
-static int parse_inputs(struct perr *e, json_t *arr, trace *t)
-{
-	uint64_t prev = 0;
-	json_t *o;
-	size_t i;
-	int r;
-
-	if (!json_is_array(arr))
-		return bad(e, "inputs", "expected an array");
-	json_array_foreach(arr, i, o)
-	{
-		tr_input *in = grow_inputs(t);
-		if (in == NULL)
-			return -ENOMEM;
-		t->n_inputs++;
-		if ((r = parse_input(e, i, o, in, prev)) < 0)
-			return r;
-		prev = in->tick;
-		if (in->out.killed && i + 1 != json_array_size(arr))
-			return bad(e, "inputs", "input %zu killed its worker but is not the last",
-				   i);
-	}
-	return 0;
-}
-
-int trace_parse(const char *text, size_t len, trace **out, char *err, size_t errlen)
-{
-	struct perr e = {err, errlen};
-	json_error_t je;
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-	trace *t = NULL;
-	int r;
-
-	if (errlen)
-		err[0] = '\0';
-	if (root == NULL) {
-		snprintf(err, errlen, "JSON line %d column %d: %s", je.line, je.column, je.text);
-		return -EINVAL;
-	}
-	t = calloc(1, sizeof *t);
-	r = t ? parse_header(&e, root, t) : -ENOMEM;
-	if (r == 0)
-		r = parse_inputs(&e, json_object_get(root, "inputs"), t);
-	json_decref(root);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			snprintf(err, errlen, "out of memory");
-		trace_free(t);
-		return r;
-	}
-	*out = t;
-	return 0;
 }
 
 /* ---- replay ------------------------------------------------------------------------- */
@@ -1045,8 +687,10 @@ static int differ(const char *what, const json_t *want, const json_t *got, char 
 	return 1;
 }
 
-/* Names the first effect that differs, or the first one missing or extra. */
-static int effects_differ(const json_t *want, const json_t *got, char *msg, size_t len)
+/* Names the first effect (or log line) that differs, or the first one
+ * missing or extra. */
+static int items_differ(const char *name, const json_t *want, const json_t *got, char *msg,
+			size_t len)
 {
 	size_t i, nw = json_array_size(want), ng = json_array_size(got);
 	char what[64];
@@ -1054,7 +698,7 @@ static int effects_differ(const json_t *want, const json_t *got, char *msg, size
 	for (i = 0; i < nw && i < ng; i++)
 		if (!json_equal(json_array_get(want, i), json_array_get(got, i)))
 			break;
-	snprintf(what, sizeof what, "effects[%zu] (of %zu expected, %zu got)", i, nw, ng);
+	snprintf(what, sizeof what, "%s[%zu] (of %zu expected, %zu got)", name, i, nw, ng);
 	if (i < nw && i < ng)
 		return differ(what, json_array_get(want, i), json_array_get(got, i), msg, len);
 	if (i < nw)
@@ -1074,9 +718,12 @@ int trace_outcome_diff(const tr_outcome *want, const tr_outcome *got, char *msg,
 		return 1;
 	}
 	if (!json_equal(want->effects, got->effects))
-		return effects_differ(want->effects, got->effects, msg, len);
+		return items_differ("effects", want->effects, got->effects, msg, len);
 	if (!json_equal(want->returns, got->returns))
 		return differ("returns", want->returns, got->returns, msg, len);
+	/* a trace without logs (older) says nothing about them */
+	if (want->logs && got->logs && !json_equal(want->logs, got->logs))
+		return items_differ("logs", want->logs, got->logs, msg, len);
 	if (want->has_hash != got->has_hash ||
 	    (want->has_hash && memcmp(want->state_hash, got->state_hash, 32) != 0)) {
 		snprintf(msg, len, "state_hash: expected %s, got %s",

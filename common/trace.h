@@ -3,7 +3,8 @@
  * which pack, seed and tick length, an optional start snapshot, and every
  * input with the query answers it received and its outcome (status, effects,
  * returns, state hash). Built by spk run --record and by moonpend
- * (ExportTrace, GetIncident) from Init and ToWorker/FromWorker messages; read
+ * (ExportTrace, GetIncident) from Init (with its host API schema) and
+ * ToWorker/FromWorker messages (with the log lines of each outcome); read
  * back by spk replay. Runs in spk and the supervisor. Trace text is untrusted:
  * trace_parse() checks every field and names the bad one.
  */
@@ -19,6 +20,8 @@
 #include "worker.pb-c.h"
 
 #define TRACE_FORMAT 1
+#define TRACE_MAX_HOST_API (1u << 20) /* host_api, as compact JSON (moonpend's file cap) */
+#define TRACE_MAX_LOG_BYTES 65536     /* one log message (the worker cuts at 4096) */
 
 typedef enum tr_kind { TR_EVENT, TR_TICK, TR_CALL } tr_kind;
 
@@ -29,6 +32,9 @@ typedef struct tr_outcome {
 	int killed;	 /* the worker was killed on this input (hard deadline, crash) */
 	json_t *effects; /* array of {"api","fn","args"[,"trigger"]} */
 	json_t *returns; /* array of values (val_json mapping) */
+	/* array of {"level","message"} (the script's log lines, in order; empty
+	 * when none); NULL: not recorded (a trace older than logs), not compared */
+	json_t *logs;
 	int has_hash;
 	uint8_t state_hash[32];
 } tr_outcome;
@@ -61,6 +67,9 @@ typedef struct trace {
 	uint32_t tick_ms;
 	uint8_t *start_snapshot; /* encoded moonpen.worker.v1.Snapshot, or NULL */
 	size_t snapshot_len;
+	/* the host API schema the worker was given (Init.host_api_json) as a JSON
+	 * object, keys sorted; NULL: not recorded (replay uses the default) */
+	json_t *host_api;
 	int has_init; /* init: the reply to Init (fresh instances only) */
 	tr_outcome init;
 	tr_input *inputs;
@@ -78,8 +87,10 @@ int trace_content_hash(Moonpen__Worker__V1__PackFile *const *files, size_t n, ui
 /* ---- building (spk run, moonpend) -------------------------------------------------- */
 
 /* A new trace from the Init a worker was sent (pack id, version, content hash
- * of init->files, seed, tick_ms, and init->snapshot as start snapshot).
- * 0 and *out (trace_free), -EINVAL (files not sorted), -ENOMEM. */
+ * of init->files, seed, tick_ms, init->snapshot as start snapshot, and
+ * init->host_api_json as host_api: empty bytes are the empty schema
+ * {"apis":{},"version":1}). 0 and *out (trace_free), -EINVAL (files not
+ * sorted, a schema that is not a JSON object), -ENOMEM. */
 int trace_from_init(const Moonpen__Worker__V1__Init *init, trace **out)
     __attribute__((warn_unused_result));
 
@@ -103,7 +114,8 @@ int trace_end_input(trace *t, const Moonpen__Worker__V1__FromWorker *fw)
     __attribute__((warn_unused_result));
 int trace_end_killed(trace *t, st_code code, const char *why) __attribute__((warn_unused_result));
 
-/* Fills o from a reply (status, effects, returns, state hash), or from a
+/* Fills o from a reply (status, effects, returns, log lines, state hash; text
+ * that is not UTF-8 is scrubbed as wreply does), or from a
  * death. o is overwritten (free with trace_outcome_clear). 0 or -ENOMEM. */
 int trace_outcome_from_reply(tr_outcome *o, const Moonpen__Worker__V1__FromWorker *fw)
     __attribute__((warn_unused_result));
@@ -123,15 +135,24 @@ json_t *trace_input_json(const tr_input *in);
 json_t *trace_outcome_json(const tr_outcome *o);
 
 /* Parses and checks trace text. 0 and *out (trace_free), or -EINVAL with err
- * naming the field ("inputs[3].effects[0].fn: expected a string"), -ENOMEM. */
+ * naming the field ("inputs[3].effects[0].fn: expected a string"), -ENOMEM.
+ * host_api must be an object of at most TRACE_MAX_HOST_API bytes that
+ * sch_parse accepts ("host_api: apis: expected an object"). */
 int trace_parse(const char *text, size_t len, trace **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/* The trace's host_api as compact JSON text (keys sorted) in *out (malloc'd,
+ * free it) and *len; *out NULL when the trace has none. 0 or -ENOMEM. */
+int trace_host_api_text(const trace *t, char **out, size_t *len)
     __attribute__((warn_unused_result));
 
 /* ---- replay ------------------------------------------------------------------------- */
 
 /* Compares what replay got with what the trace holds: status, killed,
- * effects, returns, state hash (the message is not compared). 0 when equal,
- * 1 with a description in msg ("effects: expected [...], got [...]"). */
+ * effects, returns, logs (only when both have them: want->logs NULL is a
+ * trace without logs), state hash (the message is not compared). 0 when
+ * equal, 1 with a description in msg ("effects: expected [...], got [...]",
+ * "logs[0] (of 1 expected, 1 got): expected {...}, got {...}"). */
 int trace_outcome_diff(const tr_outcome *want, const tr_outcome *got, char *msg, size_t len);
 
 /* The ToWorker message for an input (seq 0), every member malloc'd: free with

@@ -14,10 +14,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/moonpen.h"
 #include "common/pack.h"
 #include "common/trace.h"
+#include "common/val_json.h"
 #include "tests/support/daemon.h"
 #include "tests/support/files.h"
+#include "tests/support/resp.h"
 
 #define DUNGEON "examples/packs/dungeon-forest"
 #define DIRTY "tests/e2e/packs/spk-dirty"
@@ -417,6 +420,206 @@ Test(spk, queries_are_answered_from_the_answers_file)
 	cr_assert(strstr(err, "q.jsonl:3: query bank.balance (call 4): no answer left in") != NULL,
 		  "%s", err);
 	free(err);
+}
+
+/* ---- the host API schema and log lines in the trace ------------------------------------------ */
+
+/* The file's schema as the trace holds it: compact, keys sorted. */
+static char *schema_canon(const char *path)
+{
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+	char *s;
+
+	cr_assert_not_null(j, "%s", path);
+	s = canon(j);
+	json_decref(j);
+	return s;
+}
+
+Test(spk, replay_uses_the_schema_recorded_in_the_trace)
+{
+	const char *pk = "tests/e2e/packs/query", *api = "tests/e2e/packs/host_api_query.json";
+	char *want, *got, *out;
+	size_t len;
+	trace *t;
+
+	write_text(tp("q.jsonl"), "{\"event\":\"loot\",\"payload\":{\"player\":\"ada\"}}\n"
+				  "{\"event\":\"trade\",\"payload\":{\"player\":\"ada\",\"other\":"
+				  "\"bob\"}}\n");
+	write_text(tp("a.jsonl"), "{\"value\": 10}\n{\"value\": 3}\n{\"value\": 4}\n");
+	cr_assert_eq(spk("run", pk, "--host-api", api, "--events", tp("q.jsonl"), "--answers",
+			 tp("a.jsonl"), "--record", tp("q.json"), NULL),
+		     0, "%s", err_text());
+	t = load_trace(tp("q.json"));
+	want = schema_canon(api);
+	cr_assert_eq(trace_host_api_text(t, &got, &len), 0);
+	cr_assert_str_eq(got, want);
+	free(got);
+	free(want);
+	trace_free(t);
+	/* no --host-api: the trace's own schema (it defines 'bank', the default does not) */
+	cr_assert_eq(spk("replay", tp("q.json"), "--pack", pk, NULL), 0, "%s%s", out_text(),
+		     err_text());
+	out = out_text();
+	cr_assert(strncmp(out, "replay: 2 inputs equal, final state_hash ", 41) == 0, "%s", out);
+	free(out);
+	/* --host-api overrides it */
+	cr_assert_eq(
+	    spk("replay", tp("q.json"), "--pack", pk, "--host-api", "policy/host_api.json", NULL),
+	    1);
+	out = out_text();
+	cr_assert_str_eq(out, "divergence at init: status: expected OK, got BAD_PACK (manifest "
+			      "lists api 'bank', which the host API schema does not define)\n");
+	free(out);
+	/* the same trace without host_api (as before it was recorded): the default
+	 * schema, which cannot start the pack; naming the file still works */
+	out = tf_slurp(tp("q.json"), &len);
+	got = strstr(out, "\n\"host_api\":");
+	cr_assert_not_null(got);
+	memmove(got, strstr(got + 1, "\n"), strlen(strstr(got + 1, "\n")) + 1);
+	cr_assert_null(strstr(out, "host_api"));
+	write_text(tp("old.json"), out);
+	free(out);
+	cr_assert_eq(spk("replay", tp("old.json"), "--pack", pk, NULL), 1);
+	out = out_text();
+	cr_assert(strstr(out, "got BAD_PACK (manifest lists api 'bank'") != NULL, "%s", out);
+	free(out);
+	cr_assert_eq(spk("replay", tp("old.json"), "--pack", pk, "--host-api", api, NULL), 0);
+}
+
+#define LOGS "tests/e2e/packs/spk-logs"
+
+static const char logs_events[] = "{\"event\":\"greet\",\"payload\":{\"player\":\"ada\"}}\n"
+				  "{\"event\":\"flood\",\"payload\":{\"lines\":300}}\n"
+				  "{\"tick\":1}\n";
+
+static const char greet_logs[] =
+    "[{\"level\":\"debug\",\"message\":\"greeting\\tada\"},{\"level\":\"print\",\"message\":"
+    "\"hello ada\\t42\"},{\"level\":\"warn\",\"message\":\"careful\"},{\"level\":\"error\","
+    "\"message\":\"greets=1\"}]";
+
+/* The logs of the trace's init and inputs, as the flood input holds 256
+ * lines and the worker's note. */
+static void assert_logs(const trace *t)
+{
+	json_t *flood;
+	char want[64];
+	size_t i;
+
+	cr_assert_eq(t->n_inputs, 3);
+	assert_json(t->init.logs, "[{\"level\":\"info\",\"message\":\"ready\"}]");
+	assert_json(t->inputs[0].out.logs, greet_logs);
+	flood = t->inputs[1].out.logs;
+	cr_assert_eq(json_array_size(flood), 257);
+	for (i = 0; i < 256; i++) {
+		snprintf(want, sizeof want, "{\"level\":\"info\",\"message\":\"line %zu\"}", i + 1);
+		assert_json(json_array_get(flood, i), want);
+	}
+	assert_json(json_array_get(flood, 256),
+		    "{\"level\":\"warn\",\"message\":\"44 log lines dropped\"}");
+	assert_json(t->inputs[2].out.logs, "[]");
+}
+
+Test(spk, log_lines_are_recorded_and_replayed)
+{
+	json_t *j, *in;
+	char *out;
+	size_t i;
+	trace *t;
+
+	write_text(tp("l.jsonl"), logs_events);
+	cr_assert_eq(spk("run", LOGS, "--events", tp("l.jsonl"), "--record", tp("l.json"), NULL), 0,
+		     "%s", err_text());
+	t = load_trace(tp("l.json"));
+	assert_logs(t);
+	trace_free(t);
+	cr_assert_eq(spk("replay", tp("l.json"), "--pack", LOGS, "--restore-every", "1", NULL), 0,
+		     "%s%s", out_text(), err_text());
+
+	/* one recorded line edited: a divergence naming the input and the line */
+	tamper(tp("l.json"), "greets=1", "greets=2");
+	cr_assert_eq(spk("replay", tp("l.json"), "--pack", LOGS, NULL), 1);
+	out = out_text();
+	cr_assert_str_eq(out,
+			 "divergence at input 0 (tick 0, event greet): logs[3] (of 4 "
+			 "expected, 4 got): expected {\"level\":\"error\",\"message\":"
+			 "\"greets=2\"}, got {\"level\":\"error\",\"message\":\"greets=1\"}\n");
+	free(out);
+
+	/* an older trace (no logs members) is not compared on its log lines */
+	j = json_load_file(tp("l.json"), JSON_REJECT_DUPLICATES, NULL);
+	cr_assert_not_null(j);
+	cr_assert_eq(json_object_del(json_object_get(j, "init"), "logs"), 0);
+	json_array_foreach(json_object_get(j, "inputs"), i, in)
+	    cr_assert_eq(json_object_del(in, "logs"), 0);
+	cr_assert_eq(json_dump_file(j, tp("l.json"), JSON_COMPACT), 0);
+	json_decref(j);
+	cr_assert_eq(spk("replay", tp("l.json"), "--pack", LOGS, NULL), 0, "%s%s", out_text(),
+		     err_text());
+}
+
+/* moonpend's ExportTrace and spk run record the same log lines and schema for
+ * the same inputs (both read the worker's reply after wreply's checks). */
+Test(spk, moonpend_traces_carry_the_same_logs_and_schema)
+{
+	static const char *const payloads[] = {"{\"player\":\"ada\"}", "{\"lines\":300}"};
+	static const char *const names[] = {"greet", "flood"};
+	mp_create_opts co = {.instance_id = "l", .pack_id = "spk-logs", .seed = 0};
+	mp_response *r = NULL;
+	mp_client *c = NULL;
+	char verr[128], *a, *b;
+	size_t i, len;
+	trace *mt, *st;
+	td d;
+
+	write_text(tp("l.jsonl"), logs_events);
+	cr_assert_eq(spk("run", LOGS, "--events", tp("l.jsonl"), "--record", tp("l.json"), NULL), 0,
+		     "%s", err_text());
+	cr_assert_eq(td_start(&d, "tests/e2e/packs", NULL), 0);
+	cr_assert_eq(mp_connect(d.url, &c), 0);
+	cr_assert_eq(mp_create(c, &co, &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	mp_response_free(r);
+	for (i = 0; i < 2; i++) {
+		val_t *p = NULL;
+		cr_assert_eq(vjson_parse(payloads[i], 8, &p, verr, sizeof verr), 0);
+		cr_assert_eq(mp_event(c, "l", names[i], p, &r), 0);
+		cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+		mp_response_free(r);
+		val_free(p);
+	}
+	cr_assert_eq(mp_tick(c, "l", 1, &r), 0);
+	mp_response_free(r);
+	cr_assert_eq(mp_trace(c, "l", &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	a = strndup((const char *)r->trace_json.data, r->trace_json.len);
+	cr_assert_not_null(a);
+	write_text(tp("m.json"), a);
+	free(a);
+	mp_response_free(r);
+	mp_disconnect(c);
+	cr_assert_eq(td_stop(&d, 0), 0);
+
+	mt = load_trace(tp("m.json"));
+	st = load_trace(tp("l.json"));
+	assert_logs(mt);
+	cr_assert(json_equal(mt->init.logs, st->init.logs));
+	for (i = 0; i < 3; i++)
+		cr_assert(json_equal(mt->inputs[i].out.logs, st->inputs[i].out.logs), "input %zu",
+			  i);
+	/* both ran the default schema, policy/host_api.json */
+	cr_assert_eq(trace_host_api_text(mt, &a, &len), 0);
+	cr_assert_eq(trace_host_api_text(st, &b, &len), 0);
+	cr_assert_str_eq(a, b);
+	free(b);
+	b = schema_canon("policy/host_api.json");
+	cr_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	trace_free(mt);
+	trace_free(st);
+	cr_assert_eq(spk("replay", tp("m.json"), "--pack", LOGS, NULL), 0, "%s%s", out_text(),
+		     err_text());
 }
 
 /* ---- events file errors -------------------------------------------------------------------- */

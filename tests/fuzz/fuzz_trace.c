@@ -7,7 +7,8 @@
  *     message and no trace;
  *   - an accepted trace dumps (trace_dumps), the dump parses again, and the
  *     second dump is the same text (the round trip is stable); the header
- *     fields and the number of inputs and answers survive it;
+ *     fields (host_api included), the number of inputs and answers, and
+ *     every outcome's log lines (or their absence) survive it;
  *   - every input and answer of an accepted trace converts to the ToWorker /
  *     HostResult that spk replay sends (trace_input_msg, trace_answer_msg):
  *     the parser checked every Value, so only -ENOMEM may fail.
@@ -32,6 +33,13 @@ static trace *parse_ok(const char *text, size_t len)
 	return t;
 }
 
+/* Log lines: absent on both sides (not recorded), or the same. */
+static void same_logs(const tr_outcome *a, const tr_outcome *b)
+{
+	if ((a->logs == NULL) != (b->logs == NULL) || (a->logs && !json_equal(a->logs, b->logs)))
+		abort();
+}
+
 static void same_header(const trace *a, const trace *b)
 {
 	size_t i;
@@ -43,12 +51,18 @@ static void same_header(const trace *a, const trace *b)
 		abort();
 	if (a->snapshot_len && memcmp(a->start_snapshot, b->start_snapshot, a->snapshot_len) != 0)
 		abort();
+	if ((a->host_api == NULL) != (b->host_api == NULL) ||
+	    (a->host_api && !json_equal(a->host_api, b->host_api)))
+		abort();
+	same_logs(&a->init, &b->init);
 	for (i = 0; i < a->n_inputs; i++)
 		if (a->inputs[i].kind != b->inputs[i].kind ||
 		    a->inputs[i].tick != b->inputs[i].tick ||
 		    a->inputs[i].n_answers != b->inputs[i].n_answers ||
 		    a->inputs[i].out.status != b->inputs[i].out.status)
 			abort();
+	for (i = 0; i < a->n_inputs; i++)
+		same_logs(&a->inputs[i].out, &b->inputs[i].out);
 }
 
 /* The messages spk replay builds from each input and answer. */

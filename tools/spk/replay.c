@@ -223,6 +223,20 @@ static int check_pack(const trace *t, const pack *pk, char *err, size_t errlen)
 	return 0;
 }
 
+/* The schema the worker gets: --host-api FILE, else the trace's own host_api,
+ * else (a trace older than host_api) the default, as spk run picks it. */
+static int pick_schema(const struct replay_opts *o, const trace *t, char **out, size_t *len,
+		       char *err, size_t errlen)
+{
+	if (o->host_api == NULL && t->host_api) {
+		if (trace_host_api_text(t, out, len) == 0)
+			return 0;
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return spk_host_api(o->host_api, out, len, err, errlen);
+}
+
 static int replay_opts_parse(int argc, char **argv, struct replay_opts *o)
 {
 	const char *every = NULL, *deadline = NULL;
@@ -246,7 +260,8 @@ static int replay_opts_parse(int argc, char **argv, struct replay_opts *o)
 		return spk_err(SPK_USAGE,
 			       "usage: spk replay TRACE.json [--pack PACK_DIR] "
 			       "[--restore-every N] [--host-api SCHEMA] [--deadline-ms MS] "
-			       "[--worker-wrapper CMD]");
+			       "[--worker-wrapper CMD]\n"
+			       "  (the schema is the trace's host_api; --host-api overrides it)");
 	if (deadline && spk_u64(deadline, 1, MP_MAX_DEADLINE_MS, &o->deadline_ms) < 0)
 		return spk_err(SPK_USAGE, "replay: --deadline-ms: expected 1..%d",
 			       MP_MAX_DEADLINE_MS);
@@ -277,7 +292,7 @@ int spk_cmd_replay(int argc, char **argv)
 	if (pick_pack(&o, t, dir, sizeof dir, err, sizeof err) < 0 ||
 	    pack_load_dir(dir, &pk, err, sizeof err) < 0 ||
 	    check_pack(t, pk, err, sizeof err) < 0 ||
-	    spk_host_api(o.host_api, &schema, &schema_len, err, sizeof err) < 0)
+	    pick_schema(&o, t, &schema, &schema_len, err, sizeof err) < 0)
 		goto out;
 	{
 		spk_sess_opts so = {pk,
