@@ -31,8 +31,10 @@
 #include "common/val.h"
 
 #define MP_DEFAULT_URL "ipc:///run/moonpen/api.sock"
-#define MP_RECV_MAX_BYTES (16u << 20) /* replies larger than this are dropped */
-#define MP_SEND_TIMEOUT_MS 5000	      /* defaults; see mp_set_timeouts() */
+/* Replies larger than this are dropped; moonpend never sends one (its
+ * MP_API_REPLY_MAX_BYTES is the same). Traces with a large snapshot need it. */
+#define MP_RECV_MAX_BYTES (64u << 20)
+#define MP_SEND_TIMEOUT_MS 5000 /* defaults; see mp_set_timeouts() */
 #define MP_RECV_TIMEOUT_MS 30000
 
 /* The transport and decoding errors (negated errno values). */

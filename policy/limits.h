@@ -100,6 +100,12 @@
 
 /* ---- API requests and instances (checked by supervisor/api.c) ------------- */
 
+/* Largest answer moonpend sends (equal to libmoonpen's MP_RECV_MAX_BYTES):
+ * an answer that would be bigger (an ExportTrace or GetIncident trace with a
+ * large snapshot and many logged inputs) is replaced by UNAVAILABLE naming
+ * its size, never sent for the client to drop. */
+#define MP_API_REPLY_MAX_BYTES (64u << 20)
+
 /* instance_id: 1..this bytes of [A-Za-z0-9._:-]. */
 #define MP_MAX_ID_BYTES 128
 /* Event names, function names, trace ids. */
@@ -128,8 +134,8 @@
 
 /* Bytes one input may hand back (effects and call returns, as encoded): past
  * it the input fails with MEMORY_LIMIT and changes nothing. Well below the
- * supervisor's reply cap (MP_WORKER_REPLY_MAX_BYTES) and libmoonpen's 16 MiB
- * receive cap, so a reply is never lost between the two. */
+ * supervisor's reply cap (MP_WORKER_REPLY_MAX_BYTES) and libmoonpen's receive
+ * cap, so a reply is never lost between the two. */
 #define MP_MAX_RESULT_BYTES (8u << 20)
 
 /* Restart intensity (OTP style): more than MP_RESTART_MAX worker restarts of

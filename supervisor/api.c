@@ -16,6 +16,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 
 #include "common/log.h"
+#include "client/moonpen.h"
 #include "common/wire.h"
 #include "policy/limits.h"
 #include "supervisor/inst.h"
@@ -83,12 +84,39 @@ void sup_api_fail(sup_reply *rp, st_code code, const char *fmt, ...)
 	sup_api_reply(rp, r);
 }
 
+_Static_assert(MP_API_REPLY_MAX_BYTES <= MP_RECV_MAX_BYTES,
+	       "moonpend must never answer more than libmoonpen receives");
+
+/* resp, or, when it packs to more than a client receives, an UNAVAILABLE
+ * answer naming its size in its place (resp is freed then; NULL: out of
+ * memory). Replies to inputs stay far below (MP_MAX_RESULT_BYTES): what can
+ * grow past it is a trace (a snapshot and every input logged since). */
+static Moonpen__V1__Response *bounded(Moonpen__V1__Response *resp)
+{
+	size_t len = protobuf_c_message_get_packed_size(&resp->base);
+
+	if (len <= MP_API_REPLY_MAX_BYTES)
+		return resp;
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	log_warn("an answer of %zu bytes was not sent (over the %u-byte reply limit)", len,
+		 MP_API_REPLY_MAX_BYTES);
+	resp = sup_resp_new(MOONPEN__V1__STATUS__CODE__UNAVAILABLE,
+			    "the answer is %zu bytes, over the reply limit of %u bytes "
+			    "(MP_API_REPLY_MAX_BYTES); nothing was changed by this request",
+			    len, MP_API_REPLY_MAX_BYTES);
+	if (resp)
+		resp->status->retryable = 0; /* the same request gives the same answer */
+	return resp;
+}
+
 void sup_api_reply(sup_reply *rp, Moonpen__V1__Response *resp)
 {
 	Moonpen__V1__Response fallback = MOONPEN__V1__RESPONSE__INIT;
 	Moonpen__V1__Status oom = MOONPEN__V1__STATUS__INIT;
 	nng_msg *msg = NULL;
 
+	if (resp)
+		resp = bounded(resp);
 	if (resp == NULL) { /* out of memory: answer without allocating a tree */
 		oom.code = MOONPEN__V1__STATUS__CODE__INTERNAL;
 		oom.message = "out of memory";

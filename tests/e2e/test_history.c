@@ -16,6 +16,7 @@
 
 #include "client/moonpen.h"
 #include "common/val_json.h"
+#include "policy/limits.h"
 #include "tests/support/daemon.h"
 #include "tests/support/resp.h"
 #include "tests/support/sched.h"
@@ -464,5 +465,59 @@ Test(history, trace_with_query_answers_replays_equal, .init = up_query, .fini = 
 		snprintf(want, sizeof want, "replay: 3 inputs equal, final state_hash %s", hash);
 		cr_expect(strstr(out, want) != NULL, "spk said: %s", out);
 	}
+	mp_response_free(r);
+}
+
+/* ---- the reply limit: a trace bigger than a client receives ---------------------------------- */
+
+static void up_wide(void)
+{
+	const char *extra[] = {"--snapshot-every", "1000", NULL};
+
+	cr_assert_eq(td_start(&D, "tests/e2e/packs", extra), 0);
+	cr_assert_eq(mp_connect(D.url, &C), 0);
+}
+
+/* n "wide" events of the log-flood pack (about 1 MiB of log lines each). */
+static void wide(int n)
+{
+	for (int i = 0; i < n; i++) {
+		mp_response *r = NULL;
+		cr_assert_eq(mp_event(C, "w", "wide", NULL, &r), 0);
+		cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+		cr_assert_eq(r->result->n_logs, 256);
+		mp_response_free(r);
+	}
+}
+
+Test(history, trace_over_the_reply_limit_is_refused_by_name, .init = up_wide, .fini = down,
+     .timeout = 120)
+{
+	mp_create_opts o = {.instance_id = "w", .pack_id = "log-flood", .seed = 1};
+	mp_response *r = NULL;
+	char want[160];
+
+	cr_assert_eq(mp_create(C, &o, &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	mp_response_free(r);
+	/* ~20 MB: more than the old 16 MiB client cap, received whole */
+	wide(20);
+	cr_assert_eq(mp_trace(C, "w", &r), 0);
+	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	cr_expect_gt(r->trace_json.len, 16u << 20);
+	mp_response_free(r);
+	/* ~70 MiB: over MP_API_REPLY_MAX_BYTES, answered by name (not dropped) */
+	wide(50);
+	cr_assert_eq(mp_trace(C, "w", &r), 0);
+	cr_expect_str_eq(tr_code(r), "unavailable");
+	snprintf(want, sizeof want, "over the reply limit of %u bytes (MP_API_REPLY_MAX_BYTES)",
+		 MP_API_REPLY_MAX_BYTES);
+	cr_expect(strstr(tr_msg(r), want) != NULL, "%s", tr_msg(r));
+	cr_expect(!r->status->retryable);
+	mp_response_free(r);
+	/* the instance still serves */
+	wide(1);
+	cr_assert_eq(mp_info(C, "w", &r), 0);
+	cr_expect_eq(r->info->inputs, 71);
 	mp_response_free(r);
 }
