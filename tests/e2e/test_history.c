@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client/moonpen.h"
@@ -277,20 +276,7 @@ static const char *replay_args = "--pack tests/e2e/packs/recovery";
 
 static int spk_replay(const char *path, char *out, size_t len)
 {
-	char cmd[1024];
-	FILE *f;
-	size_t n;
-	int st;
-
-	snprintf(cmd, sizeof cmd, "%s replay '%s' %s%s%s%s 2>&1", td_bin("spk"), path, replay_args,
-		 td_slow() ? " --deadline-ms 1000 --worker-wrapper '" : "",
-		 td_slow() ? getenv("MOONPEN_TEST_WORKER_WRAPPER") : "", td_slow() ? "'" : "");
-	f = popen(cmd, "r");
-	cr_assert_not_null(f);
-	n = fread(out, 1, len - 1, f);
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return td_spk_replay(path, replay_args, out, len);
 }
 
 static json_t *trace_of(mp_response *r)

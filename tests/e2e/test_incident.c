@@ -11,9 +11,9 @@
  */
 #include <criterion/criterion.h>
 #include <jansson.h>
-#include <sqlite3.h>
 
 #include "tests/e2e/durability_run.h"
+#include "tests/support/files.h"
 #include "tests/support/sched.h"
 
 static dr_daemon D;
@@ -151,45 +151,24 @@ static size_t expect_kill(const char *text, size_t len, uint64_t tick)
 /* spk replay of the trace text: its exit status, its output in out. */
 static int spk_replay(const char *text, size_t len, char *out, size_t outlen)
 {
-	char path[300], cmd[1024];
+	char path[300];
 	FILE *f;
-	size_t n;
-	int st;
 
 	snprintf(path, sizeof path, "%s/incident.json", D.dir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
 	cr_assert_eq(fwrite(text, 1, len, f), len);
 	fclose(f);
-	snprintf(cmd, sizeof cmd, "%s replay '%s' --pack " DR_PACKS "/recovery%s%s%s 2>&1",
-		 td_bin("spk"), path, td_slow() ? " --deadline-ms 1000 --worker-wrapper '" : "",
-		 td_slow() ? getenv("MOONPEN_TEST_WORKER_WRAPPER") : "", td_slow() ? "'" : "");
-	f = popen(cmd, "r");
-	cr_assert_not_null(f);
-	n = fread(out, 1, outlen - 1, f);
-	out[n] = '\0';
-	st = pclose(f);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return td_spk_replay(path, "--pack " DR_PACKS "/recovery", out, outlen);
 }
 
 /* A count from the store, read while moonpend runs (WAL: a reader of its own). */
 static long long store_count(const char *sql)
 {
 	char path[300];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	long long n = -1;
 
 	snprintf(path, sizeof path, "%s/moonpen.db", D.dir);
-	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s",
-		     sqlite3_errmsg(db));
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return n;
+	return tf_sql_count(path, sql);
 }
 
 /* RestoreInstance of k from a snapshot of its own (the store resets its rows). */

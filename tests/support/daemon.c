@@ -189,3 +189,21 @@ int td_stop(td *d, int keep)
 	}
 	return r;
 }
+
+int td_spk_replay(const char *trace_path, const char *args, char *out, size_t outlen)
+{
+	char cmd[1024];
+	FILE *f;
+	size_t n;
+	int st;
+
+	snprintf(cmd, sizeof cmd, "%s replay '%s' %s%s%s%s 2>&1", td_bin("spk"), trace_path, args,
+		 td_slow() ? " --deadline-ms 1000 --worker-wrapper '" : "",
+		 td_slow() ? getenv("MOONPEN_TEST_WORKER_WRAPPER") : "", td_slow() ? "'" : "");
+	if ((f = popen(cmd, "r")) == NULL)
+		return -1;
+	n = fread(out, 1, outlen - 1, f);
+	out[n] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

@@ -52,4 +52,9 @@ double td_hard_deadline_ms(void);
 /* Milliseconds on CLOCK_MONOTONIC. */
 double td_now_ms(void);
 
+/* Runs `spk replay 'trace_path' args` (args: more flags, may be ""; under
+ * td_slow() the worker wrapper and a 1 s deadline are added) and puts what it
+ * printed (stdout and stderr) in out. Its exit status, or -1. */
+int td_spk_replay(const char *trace_path, const char *args, char *out, size_t outlen);
+
 #endif

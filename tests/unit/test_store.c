@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "supervisor/store.h"
+#include "tests/support/files.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -73,18 +74,7 @@ static sst *open_store(const char *mode, unsigned keep)
 /* A count from the database file, through a connection of the test's own. */
 static long long count(const char *sql)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	long long n = -1;
-
-	cr_assert_eq(sqlite3_open(db_path(), &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s",
-		     sqlite3_errmsg(db));
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return n;
+	return tf_sql_count(db_path(), sql);
 }
 
 static void raw_exec(const char *sql)
