@@ -96,15 +96,24 @@ static void enqueue_locked(struct inst *in, struct job *j)
 	pthread_mutex_unlock(&in->mu);
 }
 
-/* The next job, or NULL when the instance must stop. */
+/* The next job, or NULL when the instance must stop. When its pool worker
+ * died under a neighbour's input, its slot is restored first (inst_pool_heal),
+ * idle or not: so no job is served on a slot whose restore is due. */
 struct job *inst_pop(struct inst *in)
 {
 	struct job *j = NULL;
+	int due;
 
-	pthread_mutex_lock(&in->mu);
-	while (in->head == NULL && !in->stop)
-		pthread_cond_wait(&in->cv, &in->mu);
-	if (!in->stop) {
+	for (;;) {
+		pthread_mutex_lock(&in->mu);
+		while (!(due = inst_pool_heal_due_locked(in)) && in->head == NULL && !in->stop)
+			pthread_cond_wait(&in->cv, &in->mu);
+		if (in->stop || !due)
+			break; /* with in->mu held */
+		pthread_mutex_unlock(&in->mu);
+		(void)inst_pool_heal(in);
+	}
+	if (!in->stop) { /* not due, not stopping: a job waits */
 		j = in->head;
 		in->head = j->next;
 		if (in->head == NULL)
@@ -284,8 +293,8 @@ int inst_join_pool(struct inst *in, char *err, size_t errlen)
 
 	in->snap_due = in->is->s->cfg.snapshot_every;
 	if (in->pk->mf->pool) {
-		r = sup_pool_join(in->is->pools, in->pk->mf->id, in->mem_bytes, &in->pool,
-				  &in->slot);
+		r = sup_pool_join(in->is->pools, in->pk->mf->id, in->mem_bytes, inst_pool_lost, in,
+				  &in->pool, &in->slot);
 		if (r < 0)
 			snprintf(err, errlen, "%s", "out of memory for a pool slot");
 		else

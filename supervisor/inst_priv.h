@@ -15,7 +15,9 @@
  * found and its queue appended to only under is->mu, and it is removed from
  * the table under is->mu before its thread frees it: so no reference counts.
  * A pool worker's own lock (pool.c) is taken by an instance's thread for one
- * RPC, holding no other.
+ * RPC, holding no other. The pools' lock (ps->mu, pool.c) comes before in->mu:
+ * a pool worker's death is told to its other instances (inst_pool_lost) under
+ * it; nothing takes it holding in->mu.
  */
 #ifndef MOONPEN_SUP_INST_PRIV_H
 #define MOONPEN_SUP_INST_PRIV_H
@@ -71,6 +73,8 @@ struct inst {
 	uint64_t logged;    /* log entries ever kept (the store's index of the next one) */
 	int restarted;	    /* loaded from the store at start (inst_restart.c) */
 	size_t replay_n;    /* ... the entries its first boot replays (the log's last ones) */
+	int pool_lost;	    /* pid of its pool worker that died under a neighbour's
+			     * input, its thread to restore its slot (0: none) */
 
 	/* only the instance's thread touches these */
 	wchan *w;
@@ -157,6 +161,24 @@ void inst_quarantine(struct inst *in, const char *why);
 uint64_t inst_now_ms(void);
 
 int inst_restore(struct inst *in, const char *why);
+
+/* ---- pool neighbours (docs/recovery.md "Pools") ----
+ * The pool's lost callback (pool.h) for in: notes the dead worker's pid in
+ * in->pool_lost, shows no worker in GetInstance while in->pid was that pid,
+ * and wakes the instance's thread. Takes only in->mu. */
+void inst_pool_lost(void *arg, int pid);
+
+/* On the instance's thread, between jobs: when its pool worker died under a
+ * neighbour's input (in->pool_lost), restores its slot on a fresh worker from
+ * its newest snapshot and log (the path an RPC finding its slot stale takes:
+ * counted in info.restarts, not in its restart intensity; a failure
+ * quarantines it), unless it stops, a Close is queued, it is quarantined, or
+ * its slot was restored already. 1 when a notice was taken (restored or not),
+ * 0 when there was none. */
+int inst_pool_heal(struct inst *in);
+
+/* Caller holds in->mu: nonzero when a notice waits (the thread must wake). */
+int inst_pool_heal_due_locked(const struct inst *in);
 
 int inst_input_rpc(struct inst *in, Moonpen__Worker__V1__ToWorker *tw, uint32_t ms,
 		   Moonpen__Worker__V1__FromWorker **fw);

@@ -254,8 +254,8 @@ static struct job *pop_answer(struct inst *in, uint64_t deadline_ms, int *stop)
 
 	pthread_mutex_lock(&in->mu);
 	for (;;) {
-		if ((*stop = in->stop) != 0)
-			break;
+		if ((*stop = in->stop) != 0 || inst_pool_heal_due_locked(in))
+			break; /* stop; or its pool slot to restore first (inst_next_job) */
 		prev = NULL;
 		for (pp = &in->head; *pp && !answers_query(*pp); pp = &(*pp)->next)
 			prev = *pp;
@@ -294,6 +294,8 @@ struct job *inst_next_job(struct inst *in)
 		j = pop_answer(in, in->q.deadline_ms, &stop);
 		if (j != NULL || stop)
 			return j;
+		if (inst_pool_heal(in)) /* its pool worker died: restored (inst_worker.c) */
+			continue;
 		query_expire(in);
 	}
 }

@@ -321,10 +321,39 @@ static int too_many_restarts(struct inst *in)
 	return 0;
 }
 
-/* Boots a fresh worker (or pool slot) from the newest snapshot and replays the
- * log since it. 0; or -1 when every attempt failed: then it is quarantined. */
-static int reboot(struct inst *in, const char *why)
+/* The line of a restore that worked. dead_pid: the pool worker whose death
+ * under a neighbour's input it repaired (structured fields name both), or 0. */
+static void log_restored(struct inst *in, const ilog_snap *sn, const char *why, int dead_pid,
+			 uint64_t t0)
 {
+	char id[6 * MP_MAX_ID_BYTES + 8], pool[6 * MP_MAX_ID_BYTES + 200];
+	char fields[sizeof id + sizeof pool + 200];
+	int pid;
+
+	pthread_mutex_lock(&in->mu);
+	pid = in->pid;
+	pthread_mutex_unlock(&in->mu);
+	if (dead_pid != 0) {
+		snprintf(fields, sizeof fields,
+			 "\"inst_id\":\"%s\",\"pool\":\"%s\",\"dead_worker\":%d,\"worker\":%d,"
+			 "\"elapsed_ms\":%" PRIu64 ",\"cause\":\"pool_neighbour\"",
+			 log_json_str(id, sizeof id, in->id),
+			 log_json_str(pool, sizeof pool, sup_pool_name(in->pool)), dead_pid, pid,
+			 inst_now_ms() - t0);
+	}
+	log_msg(LOG_INFO, dead_pid ? fields : NULL,
+		"instance %s restored in worker %d from %s %" PRIu64
+		" (%zu inputs replayed) after: %s",
+		in->id, pid, sn ? "its snapshot at tick" : "its creation, tick", sn ? sn->tick : 0,
+		in->ilog.n, why);
+}
+
+/* Boots a fresh worker (or pool slot) from the newest snapshot and replays the
+ * log since it (dead_pid: log_restored). 0; or -1 when every attempt failed:
+ * then it is quarantined. */
+static int reboot(struct inst *in, const char *why, int dead_pid)
+{
+	uint64_t t0 = inst_now_ms();
 	char err[512] = "";
 	int attempt;
 
@@ -344,11 +373,7 @@ static int reboot(struct inst *in, const char *why)
 			pthread_mutex_lock(&in->mu);
 			in->restarts++;
 			pthread_mutex_unlock(&in->mu);
-			log_info("instance %s restored in worker %d from %s %" PRIu64
-				 " (%zu inputs replayed) after: %s",
-				 in->id, in->pid,
-				 sn ? "its snapshot at tick" : "its creation, tick",
-				 sn ? sn->tick : 0, in->ilog.n, why);
+			log_restored(in, sn, why, dead_pid, t0);
 			return 0;
 		}
 		drop_worker(in);
@@ -399,7 +424,7 @@ int inst_restore(struct inst *in, const char *why)
 		inst_quarantine(in, err);
 		return -1;
 	}
-	return reboot(in, why);
+	return reboot(in, why, 0);
 }
 
 /* worker_rpc for an input: a slot whose pool worker was replaced under it
@@ -412,10 +437,62 @@ int inst_input_rpc(struct inst *in, Moonpen__Worker__V1__ToWorker *tw, uint32_t 
 
 	if (r != -ESTALE)
 		return r;
-	if (reboot(in, "its pool worker was replaced") < 0) {
+	if (reboot(in, "its pool worker was replaced", 0) < 0) {
 		in->death_code = MOONPEN__V1__STATUS__CODE__QUARANTINED;
 		snprintf(in->death, sizeof in->death, "%s", "restore on a new pool worker failed");
 		return -EPIPE;
 	}
 	return inst_worker_rpc(in, tw, ms, fw);
+}
+
+/* ---- pool neighbours ---------------------------------------------------------------- */
+
+void inst_pool_lost(void *arg, int pid)
+{
+	struct inst *in = arg;
+
+	pthread_mutex_lock(&in->mu);
+	in->pool_lost = pid != 0 ? pid : -1;
+	if (in->pid == pid)
+		in->pid = 0; /* GetInstance: no worker until its slot is restored */
+	pthread_cond_signal(&in->cv);
+	pthread_mutex_unlock(&in->mu);
+}
+
+int inst_pool_heal_due_locked(const struct inst *in)
+{
+	return in->pool_lost != 0;
+}
+
+/* Caller holds in->mu: a Close is queued (the close goes first: it needs no
+ * restore, as with a request that finds its slot stale). */
+static int close_queued_locked(const struct inst *in)
+{
+	const struct job *j;
+
+	for (j = in->head; j; j = j->next)
+		if (j->req && j->req->op_case == MOONPEN__V1__REQUEST__OP_CLOSE)
+			return 1;
+	return 0;
+}
+
+int inst_pool_heal(struct inst *in)
+{
+	char why[160];
+	int pid, skip;
+
+	pthread_mutex_lock(&in->mu);
+	pid = in->pool_lost;
+	in->pool_lost = 0;
+	skip = in->stop || close_queued_locked(in) ||
+	       in->state == MOONPEN__V1__INSTANCE_INFO__STATE__QUARANTINED;
+	pthread_mutex_unlock(&in->mu);
+	if (pid == 0)
+		return 0;
+	if (skip || in->pool == NULL || !in->slot_live || !sup_pool_stale(in->pool, in->pgen))
+		return 1; /* nothing to do: stopping, closing, or restored already */
+	snprintf(why, sizeof why, "its pool worker %d (%s) died under another instance's input",
+		 pid, sup_pool_name(in->pool));
+	reboot(in, why, pid); /* a failure quarantines it, as when a request finds it stale */
+	return 1;
 }

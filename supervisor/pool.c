@@ -3,8 +3,11 @@
  * hostile as any other: wchan checks every reply, and one that misbehaves is
  * killed and replaced, its instances restored from their own snapshots).
  *
- * Locks: ps->mu (the list of pools, slot maps) before p->mu (one worker's
- * channel, held for a whole RPC).
+ * Locks: ps->mu (the list of pools, slot maps, watchers) and p->mu (one
+ * worker's channel, held for a whole RPC) are never held together: a death
+ * seen under p->mu is told to the other slots' watchers after p->mu is let go,
+ * under ps->mu, which comes before any instance's lock (their callbacks take
+ * only that).
  */
 #include "supervisor/pool.h"
 
@@ -20,15 +23,21 @@
 
 #define POOL_MAX_AS_BYTES (4ull << 30) /* cap of a pool worker's Lua caps summed */
 
+struct pool_watch {
+	sup_pool_lost_fn lost; /* NULL: nobody to tell */
+	void *arg;
+};
+
 struct sup_pool {
 	struct sup_pool *next; /* ps->pools (ps->mu) */
 	sup_pools *ps;
 	char pack[MP_MAX_ID_BYTES + 1];
 	char name[MP_MAX_ID_BYTES + 32];
-	uint64_t inst_mem;   /* the Lua cap of each instance it hosts */
-	uint64_t mem_bytes;  /* the worker's address-space sizing */
-	unsigned char *used; /* slot map, pool_size entries (ps->mu) */
-	unsigned users;	     /* slots taken (ps->mu) */
+	uint64_t inst_mem;	  /* the Lua cap of each instance it hosts */
+	uint64_t mem_bytes;	  /* the worker's address-space sizing */
+	unsigned char *used;	  /* slot map, pool_size entries (ps->mu) */
+	struct pool_watch *watch; /* per slot: told when its worker dies (ps->mu) */
+	unsigned users;		  /* slots taken (ps->mu) */
 
 	pthread_mutex_t mu; /* the fields below */
 	wchan *w;	    /* NULL: none yet, or the last one died */
@@ -62,7 +71,10 @@ static sup_pool *pool_new(sup_pools *ps, const char *pack_id, uint64_t mem_bytes
 	unsigned n = 0;
 	sup_pool *q = ps->pools;
 
-	if (p == NULL || (p->used = calloc(size, 1)) == NULL) {
+	if (p == NULL || (p->used = calloc(size, 1)) == NULL ||
+	    (p->watch = calloc(size, sizeof *p->watch)) == NULL) {
+		if (p)
+			free(p->used);
 		free(p);
 		return NULL;
 	}
@@ -86,8 +98,8 @@ static sup_pool *pool_new(sup_pools *ps, const char *pack_id, uint64_t mem_bytes
 	return p;
 }
 
-int sup_pool_join(sup_pools *ps, const char *pack_id, uint64_t mem_bytes, sup_pool **out,
-		  uint32_t *slot)
+int sup_pool_join(sup_pools *ps, const char *pack_id, uint64_t mem_bytes, sup_pool_lost_fn lost,
+		  void *arg, sup_pool **out, uint32_t *slot)
 {
 	unsigned size = ps->s->cfg.pool_size, i;
 	sup_pool *p;
@@ -107,6 +119,8 @@ int sup_pool_join(sup_pools *ps, const char *pack_id, uint64_t mem_bytes, sup_po
 	for (i = 0; i < size && p->used[i]; i++)
 		;
 	p->used[i] = 1;
+	p->watch[i].lost = lost;
+	p->watch[i].arg = arg;
 	p->users++;
 	pthread_mutex_unlock(&ps->mu);
 	*out = p;
@@ -119,6 +133,7 @@ static void pool_free(sup_pool *p)
 	wchan_free(p->w);
 	pthread_mutex_destroy(&p->mu);
 	free(p->used);
+	free(p->watch);
 	free(p);
 }
 
@@ -147,6 +162,8 @@ void sup_pool_leave(sup_pools *ps, sup_pool *p, uint32_t slot, uint64_t gen)
 		sup_pool_close_slot(p, slot, gen);
 	pthread_mutex_lock(&ps->mu);
 	p->used[slot] = 0;
+	p->watch[slot].lost = NULL;
+	p->watch[slot].arg = NULL;
 	last = --p->users == 0;
 	if (last) {
 		for (pp = &ps->pools; *pp && *pp != p; pp = &(*pp)->next)
@@ -159,14 +176,32 @@ void sup_pool_leave(sup_pools *ps, sup_pool *p, uint32_t slot, uint64_t gen)
 		pool_free(p);
 }
 
-/* A live worker for an Init. Caller holds p->mu. */
-static int ensure_worker(sup_pool *p, char *why, size_t whylen)
+/* Tells every watched slot but `except` (whose own thread saw the death) that
+ * worker pid died. Caller holds no pool lock; the caller's slot keeps p alive. */
+static void tell_lost(sup_pool *p, uint32_t except, int pid)
+{
+	sup_pools *ps = p->ps;
+	unsigned i;
+
+	pthread_mutex_lock(&ps->mu);
+	for (i = 0; i < ps->s->cfg.pool_size; i++)
+		if (i != except && p->used[i] && p->watch[i].lost)
+			p->watch[i].lost(p->watch[i].arg, pid);
+	pthread_mutex_unlock(&ps->mu);
+}
+
+/* A live worker for an Init; *lost the pid of one found dead (else 0). Caller
+ * holds p->mu. */
+static int ensure_worker(sup_pool *p, int *lost, char *why, size_t whylen)
 {
 	int r;
 
 	if (p->w && wchan_alive(p->w))
 		return 0;
 	if (p->w) { /* died idle: drop it */
+		*lost = (int)wchan_pid(p->w);
+		log_warn("%s: worker %d found dead; its instances will be restored", p->name,
+			 *lost);
 		wchan_free(p->w);
 		p->w = NULL;
 		p->gen++;
@@ -184,12 +219,12 @@ int sup_pool_rpc(sup_pool *p, uint64_t *gen, int init, Moonpen__Worker__V1__ToWo
 		 char *why, size_t whylen)
 {
 	const char *death;
-	int r = 0;
+	int r = 0, lost = 0;
 
 	*code = MOONPEN__V1__STATUS__CODE__UNAVAILABLE;
 	pthread_mutex_lock(&p->mu);
 	if (init)
-		r = ensure_worker(p, why, whylen);
+		r = ensure_worker(p, &lost, why, whylen);
 	else if (p->w == NULL || *gen != p->gen)
 		r = -ESTALE;
 	if (r == 0) {
@@ -198,8 +233,9 @@ int sup_pool_rpc(sup_pool *p, uint64_t *gen, int init, Moonpen__Worker__V1__ToWo
 		if (r < 0 && r != -ENOMEM) {
 			*code = wchan_death(p->w, &death);
 			snprintf(why, whylen, "%s", death);
+			lost = (int)wchan_pid(p->w);
 			log_warn("%s: worker %d lost (%s); its instances will be restored", p->name,
-				 (int)wchan_pid(p->w), death);
+				 lost, death);
 			wchan_free(p->w);
 			p->w = NULL;
 			p->gen++;
@@ -208,7 +244,19 @@ int sup_pool_rpc(sup_pool *p, uint64_t *gen, int init, Moonpen__Worker__V1__ToWo
 		snprintf(why, whylen, "%s", "the pool worker was replaced");
 	}
 	pthread_mutex_unlock(&p->mu);
+	if (lost)
+		tell_lost(p, m->slot, lost);
 	return r;
+}
+
+int sup_pool_stale(sup_pool *p, uint64_t gen)
+{
+	int stale;
+
+	pthread_mutex_lock(&p->mu);
+	stale = gen != p->gen;
+	pthread_mutex_unlock(&p->mu);
+	return stale;
 }
 
 const char *sup_pool_name(const sup_pool *p)

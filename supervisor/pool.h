@@ -6,10 +6,11 @@
  * A pool worker hosts up to --pool-size instances, one slot each (ToWorker.slot).
  * The instance threads sharing it serialise their RPCs on it. When it dies,
  * its generation number moves on: the instance whose input killed it restores
- * its slot at once, and every other instance of that worker finds its
- * generation stale at its next RPC (-ESTALE) and restores its own slot (its
- * snapshot, then its log) on the fresh worker before going on. Instances of
- * other pool workers, and per-instance workers, are untouched.
+ * its slot at once, and every other instance of that worker is told at once
+ * (its lost callback), so that its own thread restores its slot (its snapshot,
+ * then its log) on the fresh worker without waiting for a request; an RPC
+ * still made with the stale generation gets -ESTALE (restore, then go on).
+ * Instances of other pool workers, and per-instance workers, are untouched.
  */
 #ifndef MOONPEN_SUP_POOL_H
 #define MOONPEN_SUP_POOL_H
@@ -30,19 +31,32 @@ typedef struct sup_pool sup_pool;
  * thread outlives every instance thread). */
 int sup_pools_new(sup *s, sup_spares *sp, sup_pools **out) __attribute__((warn_unused_result));
 
+/* Told that the pool worker hosting a slot died under another slot's RPC:
+ * arg as given to sup_pool_join, pid the dead worker's. Called by the thread
+ * whose RPC saw the death, holding the pools' lock (ps->mu, taken before any
+ * instance's lock): it must only take the instance's own lock and return. */
+typedef void (*sup_pool_lost_fn)(void *arg, int pid);
+
 /* Takes a free slot in a pool worker of pack_id, making a new pool (no worker
- * yet: the first Init starts it) when every pool of the pack is full. 0 with
- * *out and *slot, or -ENOMEM. */
-int sup_pool_join(sup_pools *ps, const char *pack_id, uint64_t mem_bytes, sup_pool **out,
-		  uint32_t *slot) __attribute__((warn_unused_result));
+ * yet: the first Init starts it) when every pool of the pack is full. lost
+ * (may be NULL) is called with arg whenever a worker the slot lives in dies
+ * under another slot's RPC, until sup_pool_leave. 0 with *out and *slot, or
+ * -ENOMEM. */
+int sup_pool_join(sup_pools *ps, const char *pack_id, uint64_t mem_bytes, sup_pool_lost_fn lost,
+		  void *arg, sup_pool **out, uint32_t *slot) __attribute__((warn_unused_result));
+
+/* Nonzero when gen is not the pool's current worker generation (the worker the
+ * slot was set up in has died since: restore the slot with an Init). */
+int sup_pool_stale(sup_pool *p, uint64_t gen);
 
 /* Sends Close to the slot's instance if it lives in the current worker (gen),
  * so that the slot can take an Init again (a restore that failed half-way). */
 void sup_pool_close_slot(sup_pool *p, uint32_t slot, uint64_t gen);
 
-/* Gives the slot back; when the slot's instance still lives in the current
- * worker (gen), it is sent Close first. The last instance to leave frees the
- * pool and its worker. */
+/* Gives the slot back (its lost callback is not called any more once this
+ * returns); when the slot's instance still lives in the current worker (gen),
+ * it is sent Close first. The last instance to leave frees the pool and its
+ * worker. */
 void sup_pool_leave(sup_pools *ps, sup_pool *p, uint32_t slot, uint64_t gen);
 
 /* One RPC on the pool worker, for the instance in m->slot. With init set (m is

@@ -1,18 +1,21 @@
 /*
  * End-to-end: pool workers (docs/recovery.md). Instances of a pack whose
  * manifest says "isolation": "pool" share a worker, one slot each. When one of
- * them kills it, that input alone fails; its neighbours are restored on a
- * fresh pool worker with their states and effects intact; an instance with a
- * worker of its own never notices. Runs in the test process.
+ * them kills it, that input alone fails; its neighbours are restored at once
+ * (no request of theirs needed) on a fresh pool worker with their states and
+ * effects intact; an instance with a worker of its own never notices. Runs in
+ * the test process.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "client/moonpen.h"
 #include "common/val_json.h"
 #include "tests/support/daemon.h"
+#include "tests/support/files.h"
 #include "tests/support/resp.h"
 
 static td D;
@@ -30,6 +33,12 @@ static void up(void)
 static void up_two(void)
 {
 	const char *extra[] = {"--pool-size", "2", NULL};
+
+	start(extra);
+}
+static void up_three(void)
+{
+	const char *extra[] = {"--pool-size", "3", "--snapshot-every", "2", NULL};
 
 	start(extra);
 }
@@ -184,4 +193,176 @@ Test(pool, size_splits_and_empty_pool_ends, .init = up_two, .fini = down)
 	cr_expect(gone_within(first, 5000), "the empty pool's worker %d must have ended",
 		  (int)first);
 	cr_expect_eq(total("q3", NULL), 6);
+}
+
+/* The worker pid GetInstance shows, and the state hash it reports (hex). */
+static pid_t pid_hash(const char *id, char *hash)
+{
+	mp_response *k;
+	Moonpen__V1__InstanceInfo *fo = info(id, &k);
+	pid_t pid = fo->worker_pid;
+	size_t i;
+
+	hash[0] = '\0';
+	for (i = 0; i < fo->state_hash.len && i < 64; i++)
+		sprintf(hash + 2 * i, "%02x", fo->state_hash.data[i]);
+	mp_response_free(k);
+	return pid;
+}
+
+/* Polls GetInstance (no input) until id shows the live worker want; 0 when it
+ * did by the deadline, -1 when not. */
+static int shows_within(const char *id, pid_t want, double ms)
+{
+	double end = td_now_ms() + ms;
+	char h[130];
+
+	for (;;) {
+		if (pid_hash(id, h) == want && td_alive(want))
+			return 0;
+		if (td_now_ms() >= end)
+			return -1;
+		usleep(5000);
+	}
+}
+
+static unsigned restarts_of(const char *id)
+{
+	mp_response *k;
+	unsigned n = info(id, &k)->restarts;
+
+	mp_response_free(k);
+	return n;
+}
+
+/* The log lines of neighbour restores of id in pool:pooled#0: how many, and in
+ * last the start of the last one. */
+static unsigned neighbour_lines(const char *log, const char *id, const char **last)
+{
+	char needle[128];
+	const char *p = log;
+	unsigned n = 0;
+
+	snprintf(needle, sizeof needle,
+		 "\"inst_id\":\"%s\",\"pool\":\"pool:pooled#0\",\"dead_worker\":", id);
+	*last = NULL;
+	while ((p = strstr(p, needle)) != NULL) {
+		*last = p++;
+		n++;
+	}
+	return n;
+}
+
+/* --pool-size 3: p1, p2, p3 share pool #0; their twins t2, t3 (same inputs)
+ * share pool #1. p1's runaway kills pool #0's worker (twice: it is retried
+ * once, then dead-lettered; p1 is answered once restored on the last worker).
+ * p2 and p3 move to that worker by their own threads while nobody sends them
+ * anything, keep their state hashes, and answer their next event exactly as
+ * their undisturbed twins. */
+Test(pool, neighbours_restore_without_a_request, .init = up_three, .fini = down, .timeout = 120)
+{
+	const char *nb[2] = {"p2", "p3"}, *twin[2] = {"t2", "t3"}, *last;
+	char before[2][130], h[130], eff[256], teff[256], th[130], want[32];
+	pid_t pool, other, now;
+	mp_response *r;
+	unsigned n;
+	size_t len;
+	char *log;
+	int i;
+
+	create_ok("p1", "pooled");
+	for (i = 0; i < 2; i++)
+		create_ok(nb[i], "pooled");
+	for (i = 0; i < 2; i++)
+		create_ok(twin[i], "pooled");
+	for (i = 0; i < 2; i++) { /* 3 inputs each: a snapshot (every 2) and a log entry */
+		add(nb[i], 2 + i, NULL, NULL);
+		add(twin[i], 2 + i, NULL, NULL);
+		add(nb[i], 5, NULL, NULL);
+		add(twin[i], 5, NULL, NULL);
+		add(nb[i], 7 * (i + 1), NULL, NULL);
+		add(twin[i], 7 * (i + 1), NULL, NULL);
+	}
+	add("p1", 1, NULL, NULL);
+	pool = pid_of("p1", "pool:pooled#0");
+	other = pid_of("t2", "pool:pooled#1");
+	cr_assert_neq(other, pool);
+	for (i = 0; i < 2; i++) {
+		cr_assert_eq(pid_hash(nb[i], before[i]), pool, "%s in pool #0", nb[i]);
+		cr_assert_eq(strlen(before[i]), 64, "%s has a state hash", nb[i]);
+		pid_hash(twin[i], h);
+		cr_assert_str_eq(h, before[i], "%s and %s start as twins", nb[i], twin[i]);
+		cr_assert_eq(restarts_of(nb[i]), 0);
+	}
+
+	cr_assert_eq(mp_call(C, "p1", "backtrack", NULL, 0, &r), 0);
+	cr_expect_str_eq(tr_code(r), "timeout", "%s", tr_msg(r));
+	mp_response_free(r);
+	cr_assert(!td_alive(pool), "the pool worker %d must be dead", (int)pool);
+	now = pid_of("p1", "pool:pooled#0"); /* p1 was restored before its answer */
+	cr_assert(now != pool && td_alive(now));
+
+	for (i = 0; i < 2; i++) { /* nothing is sent to p2, p3: GetInstance only */
+		cr_assert_eq(shows_within(nb[i], now, 30000 + 20 * td_hard_deadline_ms()), 0,
+			     "%s was not restored on worker %d without a request (log %s)", nb[i],
+			     (int)now, D.log);
+		pid_hash(nb[i], h);
+		cr_expect_str_eq(h, before[i], "%s keeps its state hash", nb[i]);
+	}
+	cr_expect_eq(pid_of("t2", "pool:pooled#1"), other, "pool #1 is untouched");
+	cr_expect_eq(restarts_of("t2"), 0);
+
+	for (i = 0; i < 2; i++) {
+		add(nb[i], 4, eff, h);
+		add(twin[i], 4, teff, th);
+		cr_expect_str_eq(eff, teff, "%s answers as its twin %s", nb[i], twin[i]);
+		cr_expect_str_eq(h, th, "%s has its twin's state hash", nb[i]);
+	}
+	cr_expect_str_eq(eff, "ui.broadcast[\"n=26\"]\n");
+	cr_expect_eq(pid_of("p2", "pool:pooled#0"), now);
+
+	/* one structured line per neighbour restore (one, or two when it was
+	 * restored between p1's two kills), each counted in info.restarts, the
+	 * last naming the worker it is on now */
+	log = tf_slurp(D.log, &len);
+	snprintf(want, sizeof want, "\"worker\":%d,", (int)now);
+	for (i = 0; i < 2; i++) {
+		n = neighbour_lines(log, nb[i], &last);
+		cr_expect(n >= 1 && n <= 2, "%s: %u neighbour restores logged (log %s)", nb[i], n,
+			  D.log);
+		cr_expect_eq(restarts_of(nb[i]), n, "%s: info.restarts counts them", nb[i]);
+		cr_expect(last && strstr(last, want) && strstr(last, want) < strchr(last, '\n'),
+			  "%s: its last restore names worker %d", nb[i], (int)now);
+	}
+	snprintf(want, sizeof want, "\"dead_worker\":%d,", (int)pool);
+	cr_expect_not_null(strstr(log, want), "a restore names the dead worker %d", (int)pool);
+	free(log);
+}
+
+/* A neighbour closed before the kill is left alone (its slot's notice went
+ * with it); the other neighbour is still restored without a request. */
+Test(pool, closed_neighbour_is_left_alone, .init = up_three, .fini = down, .timeout = 120)
+{
+	pid_t pool, now;
+	mp_response *r;
+
+	create_ok("c1", "pooled");
+	create_ok("c2", "pooled");
+	create_ok("c3", "pooled");
+	add("c3", 9, NULL, NULL);
+	pool = pid_of("c1", "pool:pooled#0");
+	cr_assert_eq(mp_close(C, "c2", &r), 0);
+	cr_expect_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
+	mp_response_free(r);
+	cr_assert_eq(mp_call(C, "c1", "backtrack", NULL, 0, &r), 0);
+	cr_expect_str_eq(tr_code(r), "timeout", "%s", tr_msg(r));
+	mp_response_free(r);
+	now = pid_of("c1", "pool:pooled#0");
+	cr_assert(now != pool && td_alive(now));
+	cr_assert_eq(shows_within("c3", now, 30000 + 20 * td_hard_deadline_ms()), 0,
+		     "c3 was not restored (log %s)", D.log);
+	cr_assert_eq(mp_info(C, "c2", &r), 0);
+	cr_expect_str_eq(tr_code(r), "not_found", "%s", tr_msg(r));
+	mp_response_free(r);
+	cr_expect_eq(total("c3", NULL), 9);
 }
