@@ -23,9 +23,15 @@ echo
 rc=$?
 echo
 echo "moonpenctl, the same protocol from the command line:"
-"$top/$BUILD/bin/moonpenctl" --url "$url" create demo-1 --pack key-collection --seed 7
-"$top/$BUILD/bin/moonpenctl" --url "$url" event demo-1 OnPickup:key '{"player":"p2"}'
-"$top/$BUILD/bin/moonpenctl" --url "$url" list
-"$top/$BUILD/bin/moonpenctl" --url "$url" close demo-1
+ctl() { "$top/$BUILD/bin/moonpenctl" --url "$url" "$@"; }
+ctl create demo-1 --pack key-collection --seed 7
+ctl event demo-1 OnPickup:key '{"player":"p2"}'
+echo "a query: the event waits on inventory.count (status pending, exit status 1) until answered"
+pending=$(ctl event demo-1 OnAreaEnter:vault '{"player":"p2"}' || true)
+echo "$pending"
+call=$(sed -n 's/.*"host_call":{"call_id":\([0-9]*\),.*/\1/p' <<<"$pending")
+ctl answer demo-1 "${call:?no host_call in the reply}" 1
+ctl list
+ctl close demo-1
 if [ -s "$tmp/moonpend.log" ]; then echo; echo "moonpend warnings:"; cat "$tmp/moonpend.log"; fi
 exit $rc

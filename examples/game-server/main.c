@@ -1,6 +1,10 @@
 /*
  * game-server — an example game server on libmoonpen: plays a scripted session
- * against a running moonpend and prints every step and its effects.
+ * against a running moonpend and prints every step and its effects. It owns a
+ * small world (the players' inventories) and answers the scripts' queries
+ * from it: a reply PENDING with a host_call is answered with mp_host_result
+ * (a value, or an error for a query it does not know) until the input's final
+ * result arrives.
  *
  * Runs as an ordinary client process. It trusts moonpend's replies as far as
  * libmoonpen checked them (decoded, ids matched, Values bounded).
@@ -217,6 +221,136 @@ static int report(mp_client *c, int r, mp_response *resp)
 	return code == MOONPEN__V1__STATUS__CODE__OK ? 0 : -1;
 }
 
+/* ---- the world: what players carry (the server owns it; scripts ask) ------------------------ */
+
+#define WORLD_MAX_HOLDINGS 64 /* (player, item) pairs the demo world keeps */
+#define WORLD_MAX_NAME 64     /* bytes of a player or item name, NUL included */
+#define MAX_QUERIES 64	      /* queries answered for one input before giving up */
+
+struct holding {
+	char player[WORLD_MAX_NAME];
+	char item[WORLD_MAX_NAME];
+	int64_t count;
+};
+
+static struct holding world[WORLD_MAX_HOLDINGS];
+static size_t n_world;
+
+/* The holding of player/item, NULL when the world has none. */
+static struct holding *holding_find(const char *player, const char *item)
+{
+	size_t i;
+
+	for (i = 0; i < n_world; i++)
+		if (strcmp(world[i].player, player) == 0 && strcmp(world[i].item, item) == 0)
+			return &world[i];
+	return NULL;
+}
+
+/* Gives player one item. Returns 0, or -1 when the world is full or a name too long. */
+static int world_give(const char *player, const char *item)
+{
+	struct holding *h = holding_find(player, item);
+
+	if (h == NULL) {
+		if (n_world == WORLD_MAX_HOLDINGS || strlen(player) >= WORLD_MAX_NAME ||
+		    strlen(item) >= WORLD_MAX_NAME)
+			return -1;
+		h = &world[n_world++];
+		snprintf(h->player, sizeof h->player, "%s", player);
+		snprintf(h->item, sizeof h->item, "%s", item);
+		h->count = 0;
+	}
+	h->count++;
+	return 0;
+}
+
+static int is_string(const val_t *v)
+{
+	return v != NULL && v->kind_case == MOONPEN__V1__VALUE__KIND_STRING_VALUE;
+}
+
+/* Answers a query from the world: 0 and *count, or -1 with the error text for
+ * the script in err (an unknown api.fn, or arguments it cannot read). */
+static int world_answer(const Moonpen__V1__HostCall *hc, int64_t *count, char *err, size_t errlen)
+{
+	const struct holding *h;
+
+	if (strcmp(hc->api, "inventory") != 0 || strcmp(hc->fn, "count") != 0) {
+		snprintf(err, errlen, "game-server: unknown query %s.%s", hc->api, hc->fn);
+		return -1;
+	}
+	if (hc->n_args != 2 || !is_string(hc->args[0]) || !is_string(hc->args[1])) {
+		snprintf(err, errlen, "game-server: inventory.count takes (player, item) strings");
+		return -1;
+	}
+	h = holding_find(hc->args[0]->string_value, hc->args[1]->string_value);
+	*count = h != NULL ? h->count : 0;
+	return 0;
+}
+
+/* ---- queries: PENDING replies are answered until the input's final reply ---------------- */
+
+/* Prints the query and its answer, sends the answer; *next is the reply. */
+static int answer_one(mp_client *c, const char *id, const Moonpen__V1__HostCall *hc,
+		      mp_response **next)
+{
+	char err[256];
+	int64_t count = 0;
+	val_t *v = NULL;
+	int r;
+
+	printf("  query #%" PRIu64 " %s.%s(", hc->call_id, hc->api, hc->fn);
+	print_vals(hc->args, hc->n_args);
+	printf("), answer within %u ms\n", hc->timeout_ms);
+	if (world_answer(hc, &count, err, sizeof err) == 0) {
+		v = val_new_int(count);
+		if (v == NULL)
+			return MP_ENOMEM;
+		printf("  answer %" PRId64 "\n", count);
+	} else {
+		printf("  answer error: %s\n", err);
+	}
+	r = mp_host_result(c, id, hc->call_id, v, v != NULL ? NULL : err, next);
+	val_free(v);
+	return r;
+}
+
+/* While *resp is PENDING on a query, answers it and replaces *resp with the
+ * next reply. Returns 0 (*resp is the input's final reply, or still PENDING
+ * after MAX_QUERIES answers), or a libmoonpen error (*resp NULL). */
+static int answer_queries(mp_client *c, const char *id, mp_response **resp)
+{
+	int n;
+
+	for (n = 0; mp_status_code(*resp) == MOONPEN__V1__STATUS__CODE__PENDING &&
+		    (*resp)->host_call != NULL;
+	     n++) {
+		mp_response *next = NULL;
+		int r;
+
+		if (n == MAX_QUERIES) {
+			printf("  more than %d queries in one input: not answered\n", MAX_QUERIES);
+			return 0;
+		}
+		r = answer_one(c, id, (*resp)->host_call, &next);
+		mp_response_free(*resp);
+		*resp = next;
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Answers the queries of a request's reply (r: its libmoonpen return), then prints the
+ * outcome; returns 0 when the input went through with status ok. */
+static int finish(mp_client *c, const char *id, int r, mp_response *resp)
+{
+	if (r == 0)
+		r = answer_queries(c, id, &resp);
+	return report(c, r, resp);
+}
+
 /* ---- the steps
  * ----------------------------------------------------------------------------------- */
 
@@ -231,7 +365,8 @@ static int create(mp_client *c, const char *id, const char *pack, uint64_t seed)
 	return report(c, r, resp);
 }
 
-/* Sends name with payload {player=player}. */
+/* Sends name with payload {player=player}. A pickup ("OnPickup:<item>") first
+ * puts the item in the player's inventory. */
 static int player_event(mp_client *c, const char *id, const char *name, const char *player)
 {
 	val_t *payload = val_new_table(), *k = val_new_string("player", 6);
@@ -247,9 +382,14 @@ static int player_event(mp_client *c, const char *id, const char *name, const ch
 		return -1;
 	}
 	printf("== %s: event %s {player=\"%s\"}\n", id, name, player);
+	if (strncmp(name, "OnPickup:", 9) == 0 && world_give(player, name + 9) < 0) {
+		val_free(payload);
+		printf("  the world is full\n");
+		return -1;
+	}
 	r = mp_event(c, id, name, payload, &resp);
 	val_free(payload);
-	return report(c, r, resp);
+	return finish(c, id, r, resp);
 }
 
 static int tick(mp_client *c, const char *id, uint32_t n, const char *why)
@@ -259,7 +399,7 @@ static int tick(mp_client *c, const char *id, uint32_t n, const char *why)
 
 	printf("== %s: tick %u (%s)\n", id, n, why);
 	r = mp_tick(c, id, n, &resp);
-	return report(c, r, resp);
+	return finish(c, id, r, resp);
 }
 
 static int info(mp_client *c, const char *id)
@@ -301,15 +441,23 @@ static int play_forest(mp_client *c)
 	return r;
 }
 
-/* The key collection: three pickups. */
+/* The key collection: two pickups, the vault stays shut (the script asks the
+ * server's inventory: 2 keys), the third pickup brings the boss, the vault
+ * opens (3 keys). */
 static int play_keys(mp_client *c)
 {
 	const char *id = "keys-1";
 	int r = create(c, id, "key-collection", 42);
 	int i;
 
-	for (i = 0; r == 0 && i < 3; i++)
+	for (i = 0; r == 0 && i < 2; i++)
 		r = player_event(c, id, "OnPickup:key", "p1");
+	if (r == 0)
+		r = player_event(c, id, "OnAreaEnter:vault", "p1");
+	if (r == 0)
+		r = player_event(c, id, "OnPickup:key", "p1");
+	if (r == 0)
+		r = player_event(c, id, "OnAreaEnter:vault", "p1");
 	return r;
 }
 

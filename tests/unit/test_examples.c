@@ -1,8 +1,11 @@
 /*
  * test_examples — the two example packs, loaded from examples/packs/ on disk
  * with the shipped policy/host_api.json, produce their exact effect
- * sequences (seed 42, tick_ms 50). Run from the repository root.
+ * sequences (seed 42, tick_ms 50), and key-collection's vault asks the query
+ * inventory.count with exact arguments and acts on each kind of answer. Run
+ * from the repository root.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <criterion/criterion.h>
 
 #include "common/manifest.h"
+#include "common/schema.h"
 #include "common/val.h"
 #include "worker/engine.h"
 #include "tests/support/files.h"
@@ -24,8 +28,11 @@ static void out_free(eng_out *o)
 		protobuf_c_message_free_unpacked(&o->status->base, NULL);
 	if (o->result)
 		protobuf_c_message_free_unpacked(&o->result->base, NULL);
+	if (o->host_call)
+		protobuf_c_message_free_unpacked(&o->host_call->base, NULL);
 	o->status = NULL;
 	o->result = NULL;
+	o->host_call = NULL;
 }
 
 /* Creates an instance of examples/packs/<pack> with seed 42, tick_ms 50. */
@@ -228,4 +235,137 @@ Test(examples, key_collection)
 	}
 	eng_free(e);
 	eng_free(b);
+}
+
+/* ---- key-collection's vault: the query inventory.count ------------------------------------ */
+
+#define PENDING MOONPEN__V1__STATUS__CODE__PENDING
+
+/* Sends OnAreaEnter:vault for player and expects PENDING on exactly
+ * inventory.count(player, "key") with call id want_call, nothing else. */
+static void vault_asks(eng *e, const char *player, uint64_t want_call)
+{
+	eng_out o = {0};
+	char got[128], want[128];
+
+	snprintf(want, sizeof(want), "\"%s\"", player);
+	event(e, "OnAreaEnter:vault", "player", s(player), &o);
+	cr_assert_eq(o.status->code, PENDING, "%d: %s", o.status->code, o.status->message);
+	cr_assert_null(o.result, "no effect is visible before the input ends");
+	cr_assert_not_null(o.host_call);
+	cr_expect_eq(o.host_call->call_id, want_call);
+	cr_expect_str_eq(o.host_call->api, "inventory");
+	cr_expect_str_eq(o.host_call->fn, "count");
+	cr_assert_eq(o.host_call->n_args, 2);
+	tv_fmt_val(o.host_call->args[0], got, sizeof(got));
+	cr_expect_str_eq(got, want);
+	tv_fmt_val(o.host_call->args[1], got, sizeof(got));
+	cr_expect_str_eq(got, "\"key\"");
+	cr_expect_eq(eng_pending(e), want_call);
+	out_free(&o);
+}
+
+/* Answers call with an integer (err NULL) or an error text. */
+static void vault_answer(eng *e, uint64_t call, int64_t keys, const char *err, eng_out *o)
+{
+	Moonpen__V1__HostResult hr = MOONPEN__V1__HOST_RESULT__INIT;
+	val_t *v = val_new_int(keys);
+
+	cr_assert_not_null(v);
+	hr.instance_id = "example-1";
+	hr.call_id = call;
+	if (err != NULL) {
+		hr.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_ERROR;
+		hr.error = (char *)err;
+	} else {
+		hr.answer_case = MOONPEN__V1__HOST_RESULT__ANSWER_VALUE;
+		hr.value = v;
+	}
+	cr_assert_eq(eng_host_result(e, &hr, o), 0);
+	val_free(v);
+	cr_expect_eq(eng_pending(e), 0);
+}
+
+static const char *const vault_shut[] = {
+    "ui.tip(\"p2\",\"The vault needs 3 keys: you hold 2.\") @ev:OnAreaEnter:vault",
+};
+static const char *const vault_opens[] = {
+    "ecs.openGate(\"vault\") @ev:OnAreaEnter:vault",
+    "ui.broadcast(\"p1 opens the vault\") @ev:OnAreaEnter:vault",
+};
+static const char *const vault_silent[] = {
+    "ui.tip(\"p1\",\"The vault door does not answer.\") @ev:OnAreaEnter:vault",
+};
+
+Test(examples, key_collection_vault_asks_the_inventory)
+{
+	eng *e = load_pack("key-collection");
+	eng_out o = {0};
+	uint8_t before[32], after[32];
+
+	event(e, "OnPickup:key", "player", s("p1"), &o);
+	expect_effects(&o, key1, N(key1));
+	out_free(&o);
+	eng_state_hash(e, before);
+	/* call ids count per instance from 1 */
+	vault_asks(e, "p2", 1);
+	vault_answer(e, 1, 2, NULL, &o);
+	expect_effects(&o, vault_shut, N(vault_shut));
+	cr_expect_eq(o.result->n_logs, 0);
+	out_free(&o);
+	vault_asks(e, "p1", 2);
+	vault_answer(e, 2, 3, NULL, &o);
+	expect_effects(&o, vault_opens, N(vault_opens));
+	out_free(&o);
+	/* the game server's error: a tip, and the reason in the log */
+	vault_asks(e, "p1", 3);
+	vault_answer(e, 3, 0, "inventory offline", &o);
+	expect_effects(&o, vault_silent, N(vault_silent));
+	cr_assert_eq(o.result->n_logs, 1);
+	cr_expect_str_eq(o.result->logs[0]->level, "warn");
+	cr_expect_str_eq(o.result->logs[0]->message, "inventory.count failed: inventory offline");
+	out_free(&o);
+	/* the vault reads the inventory; it never changes the instance's state */
+	eng_state_hash(e, after);
+	cr_expect_eq(memcmp(before, after, 32), 0);
+	eng_free(e);
+}
+
+/* The shipped schema declares the query the example uses, exactly as
+ * key-collection calls it: inventory.count(player: string, item: string) ->
+ * integer, deterministic (usable by instance scripts), its arguments checked. */
+Test(examples, shipped_schema_declares_inventory_count)
+{
+	size_t len;
+	char *json = tf_slurp("policy/host_api.json", &len), err[256] = "";
+	sch_schema *sc = NULL;
+	const sch_api *a;
+	const sch_fn *f;
+	val_t *ok[2] = {s("p1"), s("key")}, *bad[2] = {s("p1"), val_new_int(7)};
+
+	cr_assert_eq(sch_parse(json, len, &sc, err, sizeof(err)), 0, "%s", err);
+	a = sch_api_find(sc, "inventory");
+	cr_assert_not_null(a);
+	cr_expect_eq(a->cls, SCH_DETERMINISTIC);
+	cr_assert_eq(a->n_fns, 1);
+	f = sch_fn_find(a, "count");
+	cr_assert_not_null(f);
+	cr_expect_eq(f->kind, SCH_QUERY);
+	cr_assert_eq(f->n_params, 2);
+	cr_expect_str_eq(f->params[0].name, "player");
+	cr_expect_eq(f->params[0].type->kind, SCH_STRING);
+	cr_expect_str_eq(f->params[1].name, "item");
+	cr_expect_eq(f->params[1].type->kind, SCH_STRING);
+	cr_expect_null(f->variadic);
+	cr_assert_not_null(f->returns);
+	cr_expect_eq(f->returns->kind, SCH_INTEGER);
+	cr_expect_eq(sch_check_args(a, f, ok, 2, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(sch_check_args(a, f, bad, 2, err, sizeof(err)), -EINVAL);
+	cr_expect_str_eq(err, "inventory.count: argument #2 'item' expected string, got number");
+	for (size_t i = 0; i < 2; i++) {
+		val_free(ok[i]);
+		val_free(bad[i]);
+	}
+	sch_free(sc);
+	free(json);
 }

@@ -71,7 +71,7 @@ Test(schema, shipped_policy_declares_the_example_apis)
 	const char *names[][2] = {{"ecs", "spawn"}, {"ecs", "openGate"}, {"ui", "broadcast"},
 				  {"ui", "tip"},    {"music", "play"},	 {"quest", "progress"}};
 
-	cr_assert_eq(s->n_apis, 4);
+	cr_assert_eq(s->n_apis, 5);
 	for (size_t i = 0; i < 6; i++) {
 		const sch_api *a = sch_api_find(s, names[i][0]);
 		cr_assert_not_null(a);
@@ -82,6 +82,12 @@ Test(schema, shipped_policy_declares_the_example_apis)
 	cr_assert_eq(sch_fn_find(sch_api_find(s, "ecs"), "spawn")->n_params, 2);
 	cr_assert_eq(sch_fn_find(sch_api_find(s, "quest"), "progress")->params[2].type->kind,
 		     SCH_INTEGER);
+	/* the one query the sample game server answers */
+	cr_assert_not_null(sch_api_find(s, "inventory"));
+	cr_assert_eq(sch_api_find(s, "inventory")->cls, SCH_DETERMINISTIC);
+	cr_assert_not_null(sch_fn_find(sch_api_find(s, "inventory"), "count"));
+	cr_assert_eq(sch_fn_find(sch_api_find(s, "inventory"), "count")->kind, SCH_QUERY);
+	cr_assert_eq(sch_fn_find(sch_api_find(s, "inventory"), "count")->n_params, 2);
 	cr_assert_null(sch_api_find(s, "path"));
 	sch_free(s);
 }
