@@ -153,9 +153,9 @@ static void incident_persist(struct inst *in, struct inst_incident *x)
 	if (st == NULL) /* memory mode: rendered only when GetIncident asks */
 		return;
 	r = incident_render(in, x, &text);
-	if (r < 0) {
+	if (r < 0 || text == NULL) {
 		log_error("instance %s: incident not stored: %s", in->id,
-			  r == -ENOMEM ? "out of memory" : "a logged input does not fit a trace");
+			  r == -EINVAL ? "a logged input does not fit a trace" : "out of memory");
 		return;
 	}
 	x->text = text;
