@@ -95,7 +95,7 @@ static void expect_running_with(const char *id, const char *hash, int64_t total)
 	mp_response_free(r);
 }
 
-Test(quarantine, restore_lifts_it, .init = up, .fini = down, .timeout = 60)
+Test(quarantine, restore_lifts_it, .init = up, .fini = down, .timeout = 300)
 {
 	char hash[80];
 	mp_response *snap, *r;
@@ -115,7 +115,7 @@ Test(quarantine, restore_lifts_it, .init = up, .fini = down, .timeout = 60)
 	expect_running_with("q", hash, 4);
 }
 
-Test(quarantine, rollback_lifts_it, .init = up, .fini = down, .timeout = 60)
+Test(quarantine, rollback_lifts_it, .init = up, .fini = down, .timeout = 300)
 {
 	char hash[80];
 	mp_response *r;
