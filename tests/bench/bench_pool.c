@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,50 +32,13 @@
 #include "common/val_json.h"
 #include "tests/support/daemon.h"
 #include "tests/support/resp.h"
+#include "tests/support/stats.h"
 
 #define PACKS "tests/e2e/packs"
 #define KILLS 20
 #define LOG 60 /* inputs logged per instance before the kills (< snapshot_every) */
 #define RTT_SAMPLES 200
 #define SHOW_MS 3000.0 /* give up waiting for p3 to show a new worker */
-
-struct stats {
-	double p50, p99, max;
-	int n;
-};
-
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "bench_pool: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Sorts lat in place. p99 is lat[n * 0.99]: of 20 samples, their maximum. */
-static struct stats summarize(double *lat, int n)
-{
-	struct stats s = {0, 0, 0, n};
-
-	if (n == 0)
-		return s;
-	qsort(lat, (size_t)n, sizeof *lat, cmp_d);
-	s.p50 = lat[n / 2];
-	s.p99 = lat[(int)(n * 0.99)];
-	s.max = lat[n - 1];
-	return s;
-}
 
 static void print_stats(const char *what, struct stats s)
 {
@@ -92,11 +54,11 @@ static void add(mp_client *c, const char *id)
 	val_t *v = NULL;
 
 	if (vjson_parse("{\"n\":1}", 8, &v, err, sizeof err) != 0)
-		die("payload: %s", err);
+		tst_die("payload: %s", err);
 	if (mp_event(c, id, "add", v, &r) != 0)
-		die("event on %s: %s", id, mp_last_error(c));
+		tst_die("event on %s: %s", id, mp_last_error(c));
 	if (mp_status_code(r) != MOONPEN__V1__STATUS__CODE__OK)
-		die("event on %s: %s %s", id, tr_code(r), tr_msg(r));
+		tst_die("event on %s: %s %s", id, tr_code(r), tr_msg(r));
 	mp_response_free(r);
 	val_free(v);
 }
@@ -115,7 +77,7 @@ static pid_t worker_of(mp_client *c, const char *id)
 	pid_t pid;
 
 	if (mp_info(c, id, &r) != 0 || r->info == NULL)
-		die("info %s", id);
+		tst_die("info %s", id);
 	pid = (pid_t)r->info->worker_pid;
 	mp_response_free(r);
 	return pid;
@@ -163,7 +125,7 @@ static void round_once(mp_client *c, double *first, double *shown, double *late)
 	double t;
 
 	if (pool <= 0 || kill(pool, SIGKILL) != 0)
-		die("kill pool worker %d: %s", (int)pool, strerror(errno));
+		tst_die("kill pool worker %d: %s", (int)pool, strerror(errno));
 	await_death(pool);
 	add(c, "p1"); /* finds the worker dead: restored, retried */
 	t = td_now_ms();
@@ -182,17 +144,17 @@ int main(int argc, char **argv)
 	td d;
 
 	if (kills < 1 || kills > KILLS * 10)
-		die("kills: 1..%d", KILLS * 10);
+		tst_die("kills: 1..%d", KILLS * 10);
 	if (td_start(&d, PACKS, extra) != 0)
-		die("moonpend did not start (log %s)", d.log);
+		tst_die("moonpend did not start (log %s)", d.log);
 	if (mp_connect(d.url, &c) != 0 || mp_set_timeouts(c, 10000, 30000) != 0)
-		die("connect %s", d.url);
+		tst_die("connect %s", d.url);
 	for (i = 0; i < 3; i++) {
 		mp_create_opts o = {.instance_id = ids[i], .pack_id = "pooled", .seed = 1};
 		mp_response *r = NULL;
 
 		if (mp_create(c, &o, &r) != 0 || mp_status_code(r) != MOONPEN__V1__STATUS__CODE__OK)
-			die("create %s: %s", ids[i], r ? tr_msg(r) : mp_last_error(c));
+			tst_die("create %s: %s", ids[i], r ? tr_msg(r) : mp_last_error(c));
 		mp_response_free(r);
 		for (k = 0; k < LOG; k++)
 			add(c, ids[i]);
@@ -207,11 +169,11 @@ int main(int argc, char **argv)
 	printf("pool neighbours after a pool worker kill (moonpend %s, --pool-size 3, %d inputs "
 	       "logged each, %d kills)\n",
 	       td_bin("moonpend"), LOG, kills);
-	print_stats("plain event round trip (p2, no kill)", summarize(base, RTT_SAMPLES));
-	print_stats("neighbour p2's first event after p1's answer", summarize(first, kills));
+	print_stats("plain event round trip (p2, no kill)", tst_summarize(base, RTT_SAMPLES));
+	print_stats("neighbour p2's first event after p1's answer", tst_summarize(first, kills));
 	print_stats("p1's answer -> p3 (sent nothing) shows a new worker",
-		    summarize(shown, n_shown));
-	print_stats("neighbour p3's first event, once shown (or 3 s)", summarize(late, kills));
+		    tst_summarize(shown, n_shown));
+	print_stats("neighbour p3's first event, once shown (or 3 s)", tst_summarize(late, kills));
 	if (n_shown < kills)
 		printf("  p3 showed no new worker without a request in %d of %d rounds (lazy "
 		       "restore)\n",

@@ -18,7 +18,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +28,7 @@
 #include "client/moonpen.h"
 #include "tests/support/daemon.h"
 #include "tests/support/resp.h"
+#include "tests/support/stats.h"
 
 #define PACKS "tests/bench/packs"
 #define RTT_SAMPLES 500
@@ -37,44 +37,6 @@
 #define SOFT_MS "50"	 /* the soft deadline (moonpend's default) */
 #define MAX_TRIES 100000 /* events sent after a kill before giving up */
 
-struct stats {
-	double p50, p99, max;
-	int n;
-};
-
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fprintf(stderr, "bench_recovery: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
-	exit(1);
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Sorts lat in place. p99 is lat[n * 0.99]: of 20 samples, their maximum. */
-static struct stats summarize(double *lat, int n)
-{
-	struct stats s = {0, 0, 0, n};
-
-	if (n == 0)
-		return s;
-	qsort(lat, (size_t)n, sizeof *lat, cmp_d);
-	s.p50 = lat[n / 2];
-	s.p99 = lat[(int)(n * 0.99)];
-	s.max = lat[n - 1];
-	return s;
-}
-
 /* ---- requests ------------------------------------------------------------------- */
 
 static mp_client *connect_to(const td *d)
@@ -82,10 +44,10 @@ static mp_client *connect_to(const td *d)
 	mp_client *c;
 
 	if (mp_connect(d->url, &c) != 0)
-		die("connect %s", d->url);
+		tst_die("connect %s", d->url);
 	/* a hard-deadline kill and its restore take over a second */
 	if (mp_set_timeouts(c, 10000, 30000) != 0)
-		die("mp_set_timeouts");
+		tst_die("mp_set_timeouts");
 	return c;
 }
 
@@ -118,7 +80,7 @@ static void event_ok(mp_client *c, const char *id, const char *name)
 	int code = event(c, id, name);
 
 	if (code != MOONPEN__V1__STATUS__CODE__OK)
-		die("event %s on %s: status %d", name, id, code);
+		tst_die("event %s on %s: status %d", name, id, code);
 }
 
 static void create(mp_client *c, const char *id, const char *pack)
@@ -127,7 +89,7 @@ static void create(mp_client *c, const char *id, const char *pack)
 	mp_response *r = NULL;
 
 	if (mp_create(c, &o, &r) != 0 || mp_status_code(r) != MOONPEN__V1__STATUS__CODE__OK)
-		die("create %s (%s): %s", id, pack, r ? tr_msg(r) : mp_last_error(c));
+		tst_die("create %s (%s): %s", id, pack, r ? tr_msg(r) : mp_last_error(c));
 	mp_response_free(r);
 }
 
@@ -138,7 +100,7 @@ static void print_layers(mp_client *c, const char *id)
 	size_t i;
 
 	if (mp_info(c, id, &r) != 0 || r->info == NULL)
-		die("info %s", id);
+		tst_die("info %s", id);
 	printf("workers confined by:");
 	for (i = 0; i < r->info->n_layers; i++)
 		printf(" %s", r->info->layers[i]);
@@ -154,11 +116,11 @@ static pid_t worker_of(mp_client *c, const char *id)
 	pid_t pid;
 
 	if (mp_info(c, id, &r) != 0 || r->info == NULL)
-		die("info %s", id);
+		tst_die("info %s", id);
 	pid = (pid_t)r->info->worker_pid;
 	mp_response_free(r);
 	if (pid <= 0)
-		die("info %s: no worker pid", id);
+		tst_die("info %s: no worker pid", id);
 	return pid;
 }
 
@@ -173,7 +135,7 @@ static struct stats rtt(mp_client *c, const char *id)
 		event_ok(c, id, "ping");
 		lat[i] = td_now_ms() - t;
 	}
-	return summarize(lat, RTT_SAMPLES);
+	return tst_summarize(lat, RTT_SAMPLES);
 }
 
 /* ---- (a) kill -> serving again ------------------------------------------------------ */
@@ -207,7 +169,7 @@ static double kill_once(mp_client *c, const char *id, int *not_ok, char *first, 
 
 	t0 = td_now_ms();
 	if (kill(pid, SIGKILL) != 0)
-		die("kill %d: %s", (int)pid, strerror(errno));
+		tst_die("kill %d: %s", (int)pid, strerror(errno));
 	await_death(pid); /* no event may reach the dying worker */
 	for (tries = 0; tries < MAX_TRIES; tries++) {
 		if (event_named(c, id, "ping", code, sizeof code) == MOONPEN__V1__STATUS__CODE__OK)
@@ -216,7 +178,7 @@ static double kill_once(mp_client *c, const char *id, int *not_ok, char *first, 
 			snprintf(first, len, "%s", code);
 		(*not_ok)++;
 	}
-	die("%s never served again after its worker was killed", id);
+	tst_die("%s never served again after its worker was killed", id);
 }
 
 /* Each instance is created, filled, then only killed and pinged: its input log
@@ -268,7 +230,7 @@ static void bench_kills(mp_client *c[2], int kills, struct recovery rec[2])
 	lat[0] = calloc((size_t)kills, sizeof *lat[0]);
 	lat[1] = calloc((size_t)kills, sizeof *lat[1]);
 	if (lat[0] == NULL || lat[1] == NULL)
-		die("out of memory");
+		tst_die("out of memory");
 	print_layers(c[0], "rtt");
 	for (d = 0; d < 2; d++)
 		rec[d].base = rtt(c[d], "rtt");
@@ -282,7 +244,7 @@ static void bench_kills(mp_client *c[2], int kills, struct recovery rec[2])
 				lat[d][k] = kill_once(c[d], sizes[s].id, &rec[d].not_ok[s],
 						      rec[d].first[s], sizeof rec[d].first[s]);
 		for (d = 0; d < 2; d++)
-			rec[d].kill[s] = summarize(lat[d], kills);
+			rec[d].kill[s] = tst_summarize(lat[d], kills);
 	}
 	free(lat[0]);
 	free(lat[1]);
@@ -298,7 +260,7 @@ static void run_recovery(int kills, struct recovery rec[2])
 
 	for (i = 0; i < 2; i++) {
 		if (td_start(&d[i], PACKS, extra[i]) != 0)
-			die("moonpend --spare-workers %d did not start (log: %s)", i, d[i].log);
+			tst_die("moonpend --spare-workers %d did not start (log: %s)", i, d[i].log);
 		c[i] = connect_to(&d[i]);
 		setup_kills(c[i]);
 	}
@@ -306,7 +268,7 @@ static void run_recovery(int kills, struct recovery rec[2])
 	for (i = 0; i < 2; i++) {
 		mp_disconnect(c[i]);
 		if (td_stop(&d[i], 0) != 0)
-			die("moonpend --spare-workers %d did not stop cleanly", i);
+			tst_die("moonpend --spare-workers %d did not stop cleanly", i);
 	}
 }
 
@@ -357,7 +319,7 @@ static void add_sample(struct samples *sm, double v)
 		size_t cap = sm->cap ? 2 * sm->cap : 1 << 14;
 		double *more = realloc(sm->lat, cap * sizeof *more);
 		if (more == NULL)
-			die("out of memory");
+			tst_die("out of memory");
 		sm->lat = more;
 		sm->cap = cap;
 	}
@@ -376,7 +338,7 @@ static void neighbour_phase(mp_client *c, double ms, struct attacker *a, struct 
 
 	atomic_store(&a->stop, 0);
 	if (a->fn && pthread_create(&t, NULL, attacker_main, a) != 0)
-		die("pthread_create");
+		tst_die("pthread_create");
 	t_end = td_now_ms() + ms;
 	while (td_now_ms() < t_end || (a->fn && atomic_load(&a->calls) == calls0)) {
 		double t0 = td_now_ms();
@@ -409,7 +371,7 @@ static void run_neighbour(struct neighbour *nb)
 	memset(nb, 0, sizeof *nb);
 	memset(sm, 0, sizeof sm);
 	if (td_start(&d, PACKS, extra) != 0)
-		die("moonpend did not start (log: %s)", d.log);
+		tst_die("moonpend did not start (log: %s)", d.log);
 	c = connect_to(&d);
 	create(c, "nb", "bench");
 	create(c, "att", "attacker");
@@ -423,12 +385,12 @@ static void run_neighbour(struct neighbour *nb)
 		for (p = 0; p < 3; p++)
 			neighbour_phase(c, PHASE_MS / ROUNDS, &nb->att[p], &sm[p]);
 	for (p = 0; p < 3; p++) {
-		nb->st[p] = summarize(sm[p].lat, (int)sm[p].n);
+		nb->st[p] = tst_summarize(sm[p].lat, (int)sm[p].n);
 		free(sm[p].lat);
 	}
 	mp_disconnect(c);
 	if (td_stop(&d, 0) != 0)
-		die("moonpend did not stop cleanly");
+		tst_die("moonpend did not stop cleanly");
 }
 
 /* ---- report ------------------------------------------------------------------------ */
