@@ -63,14 +63,6 @@ static mp_response *tick(const char *id, uint32_t n)
 	return r;
 }
 
-#define EXPECT(resp, code, effects)                                                                \
-	do {                                                                                       \
-		mp_response *r_ = (resp);                                                          \
-		cr_expect_str_eq(tr_code(r_), code, "message: %s", tr_msg(r_));                    \
-		cr_expect_str_eq(tr_effects(r_), effects);                                         \
-		mp_response_free(r_);                                                              \
-	} while (0)
-
 #define GOBLINS(w)                                                                                 \
 	"ui.broadcast[\"Wave " #w " incoming\"]\n"                                                 \
 	"ecs.spawn[\"goblin\",{\"pos\":{\"x\":5,\"y\":0,\"z\":10}}]\n"                             \
@@ -81,30 +73,30 @@ static mp_response *tick(const char *id, uint32_t n)
 
 Test(examples, key_collection, .init = up_examples, .fini = down)
 {
-	EXPECT(create("keys-1", "key-collection", 42), "ok", "");
-	EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
-	       "ui.broadcast[\"Keys: 1/3\"]\n");
-	EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
-	       "ui.broadcast[\"Keys: 2/3\"]\n");
-	EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p2\"}"), "ok",
-	       "ui.broadcast[\"Keys: 3/3\"]\n"
-	       "ecs.spawn[\"boss_ogre\",{\"pos\":{\"x\":12,\"z\":8}}]\n"
-	       "music.play[\"boss_theme\"]\n");
-	EXPECT(event("keys-1", "OnPickup:coin", "{}"), "ok", "");
+	TR_EXPECT(create("keys-1", "key-collection", 42), "ok", "");
+	TR_EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
+		  "ui.broadcast[\"Keys: 1/3\"]\n");
+	TR_EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
+		  "ui.broadcast[\"Keys: 2/3\"]\n");
+	TR_EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p2\"}"), "ok",
+		  "ui.broadcast[\"Keys: 3/3\"]\n"
+		  "ecs.spawn[\"boss_ogre\",{\"pos\":{\"x\":12,\"z\":8}}]\n"
+		  "music.play[\"boss_theme\"]\n");
+	TR_EXPECT(event("keys-1", "OnPickup:coin", "{}"), "ok", "");
 }
 
 Test(examples, dungeon_forest, .init = up_examples, .fini = down)
 {
-	EXPECT(create("forest-1", "dungeon-forest", 42), "ok", "");
-	EXPECT(event("forest-1", "OnLeverSwitch", "{\"player\":\"p1\"}"), "ok",
-	       "ui.tip[\"p1\",\"Defeat more waves to open the gate.\"]\n");
-	EXPECT(tick("forest-1", 99), "ok", "");
-	EXPECT(tick("forest-1", 1), "ok", GOBLINS(1));
-	EXPECT(tick("forest-1", 100), "ok", GOBLINS(2));
-	EXPECT(event("forest-1", "OnLeverSwitch", "{\"player\":\"p1\"}"), "ok",
-	       "ecs.openGate[\"east\"]\n");
-	EXPECT(tick("forest-1", 100), "ok",
-	       GOBLINS(3) "ecs.spawn[\"ogre\",{\"pos\":{\"x\":20,\"z\":20}}]\n");
+	TR_EXPECT(create("forest-1", "dungeon-forest", 42), "ok", "");
+	TR_EXPECT(event("forest-1", "OnLeverSwitch", "{\"player\":\"p1\"}"), "ok",
+		  "ui.tip[\"p1\",\"Defeat more waves to open the gate.\"]\n");
+	TR_EXPECT(tick("forest-1", 99), "ok", "");
+	TR_EXPECT(tick("forest-1", 1), "ok", GOBLINS(1));
+	TR_EXPECT(tick("forest-1", 100), "ok", GOBLINS(2));
+	TR_EXPECT(event("forest-1", "OnLeverSwitch", "{\"player\":\"p1\"}"), "ok",
+		  "ecs.openGate[\"east\"]\n");
+	TR_EXPECT(tick("forest-1", 100), "ok",
+		  GOBLINS(3) "ecs.spawn[\"ogre\",{\"pos\":{\"x\":20,\"z\":20}}]\n");
 }
 
 Test(examples, same_seed_same_hash, .init = up_examples, .fini = down)
@@ -112,8 +104,8 @@ Test(examples, same_seed_same_hash, .init = up_examples, .fini = down)
 	char h1[80];
 	mp_response *r;
 
-	EXPECT(create("a", "dungeon-forest", 7), "ok", "");
-	EXPECT(create("b", "dungeon-forest", 7), "ok", "");
+	TR_EXPECT(create("a", "dungeon-forest", 7), "ok", "");
+	TR_EXPECT(create("b", "dungeon-forest", 7), "ok", "");
 	r = tick("a", 250);
 	snprintf(h1, sizeof h1, "%s", tr_hash(r));
 	mp_response_free(r);
@@ -133,8 +125,8 @@ Test(errors, unknown_instance_and_pack, .init = up_examples, .fini = down)
 	cr_expect_str_eq(tr_code(r), "not_found");
 	cr_expect(strstr(tr_msg(r), "no-such-pack") != NULL, "%s", tr_msg(r));
 	mp_response_free(r);
-	EXPECT(create("x", "key-collection", 1), "ok", "");
-	EXPECT(create("x", "key-collection", 1), "already_exists", "");
+	TR_EXPECT(create("x", "key-collection", 1), "ok", "");
+	TR_EXPECT(create("x", "key-collection", 1), "already_exists", "");
 }
 
 Test(errors, invalid_fields, .init = up_examples, .fini = down)
@@ -142,9 +134,9 @@ Test(errors, invalid_fields, .init = up_examples, .fini = down)
 	char deep[200] = "";
 	int i;
 
-	EXPECT(create("bad id!", "key-collection", 1), "invalid_argument", "");
-	EXPECT(create("ok-id", "key-collection", 1), "ok", "");
-	EXPECT(event("ok-id", "", NULL), "invalid_argument", "");
+	TR_EXPECT(create("bad id!", "key-collection", 1), "invalid_argument", "");
+	TR_EXPECT(create("ok-id", "key-collection", 1), "ok", "");
+	TR_EXPECT(event("ok-id", "", NULL), "invalid_argument", "");
 	for (i = 0; i < 40; i++)
 		strcat(deep, "[");
 	for (i = 0; i < 40; i++)
@@ -161,9 +153,9 @@ Test(errors, invalid_fields, .init = up_examples, .fini = down)
 		mp_response_free(r);
 		val_free(v);
 	}
-	EXPECT(tick("ok-id", 200000), "invalid_argument", "");
+	TR_EXPECT(tick("ok-id", 200000), "invalid_argument", "");
 	/* still serving, and the bad inputs changed nothing */
-	EXPECT(event("ok-id", "OnPickup:key", "{}"), "ok", "ui.broadcast[\"Keys: 1/3\"]\n");
+	TR_EXPECT(event("ok-id", "OnPickup:key", "{}"), "ok", "ui.broadcast[\"Keys: 1/3\"]\n");
 }
 
 static mp_response *raw_request(const void *buf, size_t len)
@@ -222,8 +214,8 @@ Test(errors, malformed_and_oversized, .init = up_examples, .fini = down)
 	free(buf);
 	free(v.bytes_value.data);
 
-	EXPECT(create("after", "key-collection", 1), "ok", "");
-	EXPECT(event("after", "OnPickup:key", "{}"), "ok", "ui.broadcast[\"Keys: 1/3\"]\n");
+	TR_EXPECT(create("after", "key-collection", 1), "ok", "");
+	TR_EXPECT(event("after", "OnPickup:key", "{}"), "ok", "ui.broadcast[\"Keys: 1/3\"]\n");
 }
 
 Test(errors, bad_packs, .init = up_testpacks, .fini = down)
@@ -237,14 +229,14 @@ Test(errors, bad_packs, .init = up_testpacks, .fini = down)
 	cr_expect_str_eq(tr_code(r), "not_found");
 	mp_response_free(r);
 
-	EXPECT(create("b", "bad-args", 1), "ok", "");
+	TR_EXPECT(create("b", "bad-args", 1), "ok", "");
 	r = event("b", "spawn_number", NULL);
 	cr_expect_str_eq(tr_code(r), "invalid_argument", "%s", tr_msg(r));
 	/* the kind of the typed error object, and its exact message, cross the worker */
 	cr_expect_str_eq(tr_msg(r), "ecs.spawn: argument #1 'kind' expected string, got number");
 	cr_expect_str_eq(tr_effects(r), "");
 	mp_response_free(r);
-	EXPECT(event("b", "spawn_ok", NULL), "ok", "ecs.spawn[\"goblin\"]\n");
+	TR_EXPECT(event("b", "spawn_ok", NULL), "ok", "ecs.spawn[\"goblin\"]\n");
 }
 
 Test(lifecycle, info_list_close, .init = up_examples, .fini = down)
@@ -252,8 +244,8 @@ Test(lifecycle, info_list_close, .init = up_examples, .fini = down)
 	mp_response *r;
 	pid_t worker;
 
-	EXPECT(create("k1", "key-collection", 1), "ok", "");
-	EXPECT(create("k2", "key-collection", 2), "ok", "");
+	TR_EXPECT(create("k1", "key-collection", 1), "ok", "");
+	TR_EXPECT(create("k2", "key-collection", 2), "ok", "");
 	cr_assert_eq(mp_info(C, "k1", &r), 0);
 	cr_assert_str_eq(tr_code(r), "ok");
 	cr_assert_not_null(r->info);
@@ -296,8 +288,8 @@ Test(lifecycle, sigterm_leaves_nothing, .init = up_examples)
 	mp_response *r;
 	pid_t w1, w2;
 
-	EXPECT(create("k1", "key-collection", 1), "ok", "");
-	EXPECT(create("k2", "dungeon-forest", 1), "ok", "");
+	TR_EXPECT(create("k1", "key-collection", 1), "ok", "");
+	TR_EXPECT(create("k2", "dungeon-forest", 1), "ok", "");
 	cr_assert_eq(mp_info(C, "k1", &r), 0);
 	w1 = r->info->worker_pid;
 	mp_response_free(r);
@@ -340,5 +332,5 @@ static void up_require_present(void)
 
 Test(lifecycle, required_layers_present_pass, .init = up_require_present, .fini = down)
 {
-	EXPECT(create("k", "key-collection", 1), "ok", "");
+	TR_EXPECT(create("k", "key-collection", 1), "ok", "");
 }

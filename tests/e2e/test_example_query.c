@@ -46,14 +46,6 @@ static mp_response *event(const char *id, const char *name, const char *json)
 	return r;
 }
 
-#define EXPECT(resp, code, effects)                                                                \
-	do {                                                                                       \
-		mp_response *r_ = (resp);                                                          \
-		cr_expect_str_eq(tr_code(r_), code, "message: %s", tr_msg(r_));                    \
-		cr_expect_str_eq(tr_effects(r_), effects);                                         \
-		mp_response_free(r_);                                                              \
-	} while (0)
-
 /* Sends OnAreaEnter:vault for player; expects PENDING on exactly
  * inventory.count(player, "key") with call id want_call. */
 static void vault_asks(const char *id, const char *player, uint64_t want_call)
@@ -110,10 +102,10 @@ Test(example_query, vault_asks_the_game_server, .init = up, .fini = down, .timeo
 	cr_assert_eq(mp_create(C, &o, &r), 0);
 	cr_assert_str_eq(tr_code(r), "ok", "%s", tr_msg(r));
 	mp_response_free(r);
-	EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
-	       "ui.broadcast[\"Keys: 1/3\"]\n");
-	EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
-	       "ui.broadcast[\"Keys: 2/3\"]\n");
+	TR_EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
+		  "ui.broadcast[\"Keys: 1/3\"]\n");
+	TR_EXPECT(event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}"), "ok",
+		  "ui.broadcast[\"Keys: 2/3\"]\n");
 	r = event("keys-1", "OnPickup:key", "{\"player\":\"p1\"}");
 	cr_expect_str_eq(tr_effects(r), KEYS);
 	snprintf(hash, sizeof hash, "%s", tr_hash(r));
@@ -128,8 +120,8 @@ Test(example_query, vault_asks_the_game_server, .init = up, .fini = down, .timeo
 	mp_response_free(r);
 
 	vault_asks("keys-1", "p2", 2);
-	EXPECT(answer("keys-1", 2, 1, NULL), "ok",
-	       "ui.tip[\"p2\",\"The vault needs 3 keys: you hold 1.\"]\n");
+	TR_EXPECT(answer("keys-1", 2, 1, NULL), "ok",
+		  "ui.tip[\"p2\",\"The vault needs 3 keys: you hold 1.\"]\n");
 
 	vault_asks("keys-1", "p2", 3);
 	r = answer("keys-1", 3, 0, "no such player");

@@ -110,14 +110,6 @@ static int64_t gold(const char *id, char *hash, size_t len)
 	return n;
 }
 
-#define EXPECT(resp, code, effects)                                                                \
-	do {                                                                                       \
-		mp_response *r_ = (resp);                                                          \
-		cr_expect_str_eq(tr_code(r_), code, "message: %s", tr_msg(r_));                    \
-		cr_expect_str_eq(tr_effects(r_), effects);                                         \
-		mp_response_free(r_);                                                              \
-	} while (0)
-
 Test(query, value_answer_resumes_the_event, .init = up, .fini = down)
 {
 	mp_response *r;
@@ -129,8 +121,8 @@ Test(query, value_answer_resumes_the_event, .init = up, .fini = down)
 	cr_expect_eq(r->host_call->timeout_ms, 5000);
 	call = r->host_call->call_id;
 	mp_response_free(r);
-	EXPECT(answer("q", call, 50, NULL), "ok",
-	       "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 50\"]\n");
+	TR_EXPECT(answer("q", call, 50, NULL), "ok",
+		  "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 50\"]\n");
 	cr_expect_eq(gold("q", NULL, 0), 50);
 	/* the same query answered twice: the second is refused, nothing changes */
 	r = answer("q", call, 50, NULL);
@@ -142,7 +134,7 @@ Test(query, value_answer_resumes_the_event, .init = up, .fini = down)
 Test(query, error_answer_reaches_the_script, .init = up, .fini = down)
 {
 	create("q");
-	EXPECT(
+	TR_EXPECT(
 	    answer("q", ask("q", "loot", "{\"player\":\"p2\"}", "p2"), 0, "chest is locked"), "ok",
 	    "ui.broadcast[\"opening chest for p2\"]\nui.broadcast[\"no loot: chest is locked\"]\n");
 	cr_expect_eq(gold("q", NULL, 0), 0);
@@ -162,7 +154,7 @@ Test(query, two_queries_in_one_input, .init = up, .fini = down)
 	second = r->host_call->call_id;
 	cr_expect_neq(second, first);
 	mp_response_free(r);
-	EXPECT(answer("q", second, 20, NULL), "ok", "ui.broadcast[\"trade 10+20\"]\n");
+	TR_EXPECT(answer("q", second, 20, NULL), "ok", "ui.broadcast[\"trade 10+20\"]\n");
 	cr_expect_eq(gold("q", NULL, 0), 30);
 }
 
@@ -185,8 +177,8 @@ Test(query, wrong_call_id_is_refused_clearly, .init = up, .fini = down)
 	cr_expect_str_eq(tr_msg(r), want);
 	mp_response_free(r);
 	/* the right answer still works */
-	EXPECT(answer("q", call, 7, NULL), "ok",
-	       "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 7\"]\n");
+	TR_EXPECT(answer("q", call, 7, NULL), "ok",
+		  "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 7\"]\n");
 	cr_expect_eq(gold("q", NULL, 0), 7);
 }
 
@@ -212,7 +204,7 @@ Test(query, timeout_discards_the_input, .init = up_short, .fini = down)
 	cr_expect_eq(gold("q", after, sizeof after), 0);
 	cr_expect_str_eq(after, before);
 	/* the instance goes on */
-	EXPECT(event_on(C, "q", "bump", "{}"), "ok", "ui.broadcast[\"bump\"]\n");
+	TR_EXPECT(event_on(C, "q", "bump", "{}"), "ok", "ui.broadcast[\"bump\"]\n");
 }
 
 struct bg {
@@ -251,11 +243,11 @@ Test(query, queued_event_is_served_after_the_answer, .init = up, .fini = down)
 			  "an event was served while a query was pending");
 		usleep(10000);
 	}
-	EXPECT(answer("q", call, 5, NULL), "ok",
-	       "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 5\"]\n");
+	TR_EXPECT(answer("q", call, 5, NULL), "ok",
+		  "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 5\"]\n");
 	pthread_join(t, NULL);
 	cr_assert_eq(b.rc, 0);
-	EXPECT(b.r, "ok", "ui.broadcast[\"bump\"]\n");
+	TR_EXPECT(b.r, "ok", "ui.broadcast[\"bump\"]\n");
 	cr_expect_eq(gold("q", NULL, 0), 6);
 }
 
@@ -288,9 +280,9 @@ Test(query, replay_after_a_kill_needs_no_game_server, .init = up, .fini = down)
 	mp_response *r;
 
 	create("q");
-	EXPECT(answer("q", ask("q", "loot", "{\"player\":\"p1\"}", "p1"), 40, NULL), "ok",
-	       "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 40\"]\n");
-	EXPECT(event_on(C, "q", "bump", "{}"), "ok", "ui.broadcast[\"bump\"]\n");
+	TR_EXPECT(answer("q", ask("q", "loot", "{\"player\":\"p1\"}", "p1"), 40, NULL), "ok",
+		  "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 40\"]\n");
+	TR_EXPECT(event_on(C, "q", "bump", "{}"), "ok", "ui.broadcast[\"bump\"]\n");
 	cr_expect_eq(gold("q", before, sizeof before), 41);
 	kill_worker("q");
 	/* the next input finds the worker dead: the instance is restored by
@@ -319,6 +311,6 @@ Test(query, worker_death_while_pending, .init = up, .fini = down)
 	cr_expect_str_eq(tr_code(r), "worker_crashed");
 	mp_response_free(r);
 	cr_expect_eq(gold("q", NULL, 0), 0);
-	EXPECT(answer("q", ask("q", "loot", "{\"player\":\"p1\"}", "p1"), 3, NULL), "ok",
-	       "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 3\"]\n");
+	TR_EXPECT(answer("q", ask("q", "loot", "{\"player\":\"p1\"}", "p1"), 3, NULL), "ok",
+		  "ui.broadcast[\"opening chest for p1\"]\nui.broadcast[\"loot 3\"]\n");
 }

@@ -20,4 +20,14 @@ const char *tr_msg(const mp_response *r);
 /* The state hash as lower-case hex ("" when absent). Static buffer. */
 const char *tr_hash(const mp_response *r);
 
+/* In a Criterion test: expects resp's status code name and its effects
+ * (tr_effects format), then frees resp. */
+#define TR_EXPECT(resp, code, effects)                                                             \
+	do {                                                                                       \
+		mp_response *r_ = (resp);                                                          \
+		cr_expect_str_eq(tr_code(r_), code, "message: %s", tr_msg(r_));                    \
+		cr_expect_str_eq(tr_effects(r_), effects);                                         \
+		mp_response_free(r_);                                                              \
+	} while (0)
+
 #endif
